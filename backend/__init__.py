@@ -1,0 +1,1 @@
+"""MedLite back end: inference, distillation, compression, evaluation and jobs. Knows nothing of Gradio."""
