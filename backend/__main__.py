@@ -7,6 +7,8 @@ import getpass
 import sys
 from pathlib import Path
 
+from backend.evaluate.cli import add_evaluate_command
+
 
 def _make_tiny_model(args: argparse.Namespace) -> int:
     from backend.tiny_model import make_tiny_model
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name", help="sign-in name")
     add.add_argument("--role", choices=("clinician", "admin"), required=True)
     add.set_defaults(run=_users_add)
+
+    add_evaluate_command(commands)
     return parser
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.inference.engine import Engine
 from backend.inference.errors import InferenceError, StreamInterrupted
-from backend.inference.types import GenerationParams
+from backend.inference.types import GenerationParams, Reply
 from backend.red_flags import detect_red_flags
 from storage.repository import Store
 from templates import (
@@ -132,42 +132,33 @@ class ConsultationService:
         yield state
 
         timing = _Timing()
-        reasoning: list[str] = []
-        answer: list[str] = []
-        usage: dict[str, int | None] = {"prompt_tokens": None, "completion_tokens": None}
+        reply = Reply()
         status, error = "complete", None
         try:
             for delta in self.engine.stream(prompt, self.params):
-                if delta.kind == "usage":
-                    usage = {
-                        "prompt_tokens": delta.prompt_tokens,
-                        "completion_tokens": delta.completion_tokens,
-                    }
-                    continue
-                if not delta.text:
-                    continue
-                timing.mark_token()
-                (reasoning if delta.kind == "reasoning" else answer).append(delta.text)
-                state = replace(state, reasoning="".join(reasoning), answer="".join(answer))
-                yield state
+                if reply.add(delta):
+                    timing.mark_token()
+                    state = replace(state, reasoning=reply.reasoning, answer=reply.answer)
+                    yield state
         except StreamInterrupted as exc:
-            status, error = "incomplete", exc.user_message
+            status, error = "incomplete", exc.message_in(lang)
             log.warning("stream interrupted for consultation %s: %s", consultation_id, exc)
         except InferenceError as exc:
-            status = "incomplete" if (reasoning or answer) else "error"
-            error = exc.user_message
+            status = "incomplete" if reply.has_text else "error"
+            error = exc.message_in(lang)
             log.warning("inference failed for consultation %s: %s", consultation_id, exc)
 
         if consultation_id is not None:
             self._finish(
                 consultation_id,
-                reasoning="".join(reasoning),
-                answer="".join(answer),
+                reasoning=reply.reasoning,
+                answer=reply.answer,
                 status=status,
                 error=error,
                 time_to_first_token_s=timing.ttft,
                 latency_s=timing.elapsed,
-                **usage,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
             )
         messages = [m for m in (error, state.error) if m]
         yield replace(state, status=status, error=" ".join(messages) or None, done=True)

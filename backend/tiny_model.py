@@ -43,6 +43,7 @@ CHAT_TEMPLATE = (
 # How `transformers serve` should parse this model's replies. Without it the server falls back to
 # Qwen's markers, misses the assistant turn and streams the prompt back as content. With it the
 # server splits the reasoning into `reasoning_content`, like vLLM's deepseek_r1 reasoning parser.
+SLIDING_WINDOW = 16
 RESPONSE_TEMPLATE = {
     "defaults": {"role": "assistant"},
     "start_anchor": ASSISTANT,
@@ -170,23 +171,35 @@ def make_tiny_model(
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=4096,
+        # Every layer sees only the last SLIDING_WINDOW tokens, so what the model learnt on short
+        # prompts holds after the app's long rendered templates too (rotary positions are relative).
+        use_sliding_window=True,
+        sliding_window=SLIDING_WINDOW,
+        max_window_layers=0,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     rng = random.Random(seed)
-    with torch.random.fork_rng():  # seed for repeatable weights without touching the caller's RNG
-        torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(config)
-        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        model.train()
-        for _ in tqdm(range(train_steps), desc="Training the tiny model", unit="step"):
-            input_ids, attention_mask, labels = _training_batch(tokenizer, rng, size=8)
-            loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    # Matrices this small train fastest on one thread: on a busy two-core machine, thread
+    # hand-offs made training several times slower. The caller's setting is restored after.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng():  # seed for repeatable weights without touching the caller's RNG
+            torch.manual_seed(seed)
+            model = Qwen2ForCausalLM(config)
+            optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+            model.train()
+            for _ in tqdm(range(train_steps), desc="Training the tiny model", unit="step"):
+                input_ids, attention_mask, labels = _training_batch(tokenizer, rng, size=8)
+                loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
     model.eval()
 
     model.generation_config = GenerationConfig(

@@ -6,7 +6,8 @@ Plain frozen dataclasses so a loaded template can be shared by every request wit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 QUESTION_TYPES: tuple[str, ...] = ("diagnosis", "drug", "exam", "triage")

@@ -11,16 +11,17 @@ from backend.inference import UnavailableEngine, create_engine
 from backend.inference.embedded import EmbeddedEngine
 from backend.inference.errors import InputTooLong, ModelNotLoaded
 from backend.inference.remote import RemoteEngine
-from backend.inference.types import Delta, GenerationParams
+from backend.inference.types import Delta, GenerationParams, Reply
 from backend.settings import Settings
 
 PARAMS = GenerationParams(temperature=0.6, top_p=0.95, max_tokens=64, seed=3)
 
 
 def split(deltas: list[Delta]) -> tuple[str, str, list[Delta]]:
-    reasoning = "".join(d.text for d in deltas if d.kind == "reasoning")
-    answer = "".join(d.text for d in deltas if d.kind == "answer")
-    return reasoning, answer, [d for d in deltas if d.kind == "usage"]
+    reply = Reply()
+    for delta in deltas:
+        reply.add(delta)
+    return reply.reasoning, reply.answer, [d for d in deltas if d.kind == "usage"]
 
 
 @pytest.fixture(scope="module")

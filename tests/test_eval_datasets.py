@@ -292,7 +292,7 @@ MEDMCQA_RECORD = {
 
 @pytest.mark.parametrize("cop", [0, 5, "1", None])
 def test_medmcqa_cop_out_of_range(tmp_path, cop):
-    path = write_lines(tmp_path / "dev.json", json.dumps(MEDMCQA_RECORD), json.dumps({**MEDMCQA_RECORD, "cop": cop}))
+    write_lines(tmp_path / "dev.json", json.dumps(MEDMCQA_RECORD), json.dumps({**MEDMCQA_RECORD, "cop": cop}))
     with pytest.raises(DatasetError, match=r"dev.json, line 2: expected 'cop' numbered 1-4 \(1 = opa\), found"):
         load_medmcqa(tmp_path)
 
@@ -311,7 +311,7 @@ def test_medmcqa_missing_option_named(tmp_path):
 
 
 def test_mmlu_wrong_column_count_names_the_line(tmp_path):
-    path = write_lines(tmp_path / "virology_test.csv", "What is a virion?,particle,cell,toxin,prion,A", "Too few,a,b,C")
+    write_lines(tmp_path / "virology_test.csv", "What is a virion?,particle,cell,toxin,prion,A", "Too few,a,b,C")
     message = r"virology_test.csv, line 2: expected 6 columns \(question, A, B, C, D, answer\), found 4"
     with pytest.raises(DatasetError, match=message):
         load_mmlu(tmp_path)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from backend.inference.reasoning import ThinkSplitter
-from backend.inference.types import Delta
+from backend.inference.types import Delta, Reply
 
 
 def run(chunks: list[str], *, starts_in_reasoning: bool = True, truncated: bool = False) -> list[list[Delta]]:
@@ -19,10 +19,11 @@ def run(chunks: list[str], *, starts_in_reasoning: bool = True, truncated: bool 
 
 
 def joined(outputs: list[list[Delta]]) -> tuple[str, str]:
-    deltas = [delta for output in outputs for delta in output]
-    reasoning = "".join(d.text for d in deltas if d.kind == "reasoning")
-    answer = "".join(d.text for d in deltas if d.kind == "answer")
-    return reasoning, answer
+    reply = Reply()
+    for output in outputs:
+        for delta in output:
+            reply.add(delta)
+    return reply.reasoning, reply.answer
 
 
 def expected_split(text: str, *, starts_in_reasoning: bool) -> tuple[str, str]:
@@ -37,7 +38,7 @@ def expected_split(text: str, *, starts_in_reasoning: bool) -> tuple[str, str]:
         reasoning, answer = body.split("</think>", 1)
         return reasoning.strip(), answer.lstrip()
     reasoning = body.strip()
-    return reasoning, ("" if opened else reasoning)
+    return ("", reasoning) if not opened and reasoning else (reasoning, "")
 
 
 def test_r1_reply_without_opening_tag() -> None:
@@ -71,16 +72,17 @@ def test_one_feed_merges_deltas_of_a_kind() -> None:
 
 
 def test_text_that_only_looks_like_a_tag_is_kept() -> None:
-    assert joined(run(["x </thinking> y"])) == ("x </thinking> y", "x </thinking> y")
+    assert joined(run(["x </thinking> y"])) == ("", "x </thinking> y")
     assert joined(run(["<thinking>y</think>z"])) == ("<thinking>y", "z")
 
 
 def test_a_reply_that_never_thinks_becomes_the_answer() -> None:
     # Started in reasoning only by assumption and finished without </think>: a non-thinking
-    # model; its text is repeated as the answer at the end so it is never hidden.
+    # model; the end of the stream says so, and the text moves from reasoning to answer.
     outputs = run(["The answer ", "is B."])
     assert outputs[:2] == [[Delta("reasoning", "The answer")], [Delta("reasoning", " is B.")]]
-    assert outputs[-1] == [Delta("answer", "The answer is B.")]
+    assert outputs[-1] == [Delta("reasoning_is_answer")]
+    assert joined(outputs) == ("", "The answer is B.")
 
 
 def test_reasoning_cut_by_the_token_limit_stays_reasoning() -> None:
@@ -125,5 +127,5 @@ def test_random_chunkings_give_the_same_split(case: int) -> None:
     outputs = run(chunks, starts_in_reasoning=starts_in_reasoning)
     assert joined(outputs) == expected_split(text, starts_in_reasoning=starts_in_reasoning)
     for output in outputs:
-        assert all(delta.text for delta in output)
+        assert all(delta.text or delta.kind == "reasoning_is_answer" for delta in output)
         assert all(a.kind != b.kind for a, b in zip(output, output[1:]))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from backend.inference import types
 from backend.inference.errors import (
+    InferenceError,
     InferenceTimeout,
     InputTooLong,
     ServerBusy,
@@ -31,9 +33,10 @@ PARAMS = GenerationParams(temperature=0.6, top_p=0.95, max_tokens=64, seed=7)
 
 
 def split(deltas: list[Delta]) -> tuple[str, str, list[Delta]]:
-    reasoning = "".join(d.text for d in deltas if d.kind == "reasoning")
-    answer = "".join(d.text for d in deltas if d.kind == "answer")
-    return reasoning, answer, [d for d in deltas if d.kind == "usage"]
+    reply = types.Reply()
+    for delta in deltas:
+        reply.add(delta)
+    return reply.reasoning, reply.answer, [d for d in deltas if d.kind == "usage"]
 
 
 def engine_for(server: ScriptedServer, **options: object) -> RemoteEngine:
@@ -50,7 +53,9 @@ def test_session_is_offline() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("prompt", ["Which drug lowers blood pressure?", "患者男性，45岁，胸痛两小时。最可能的诊断？"])
-def test_transformers_serve_streams_reasoning_then_answer(openai_server: str, tiny_model_dir: Path, prompt: str) -> None:
+def test_transformers_serve_streams_reasoning_then_answer(
+    openai_server: str, tiny_model_dir: Path, prompt: str
+) -> None:
     engine = RemoteEngine(openai_server, model=str(tiny_model_dir))
     deltas = list(engine.stream(prompt, PARAMS))
     reasoning, answer, usage = split(deltas)
@@ -125,7 +130,8 @@ def test_reasoning_cut_by_the_token_limit_is_not_shown_as_answer(scripted_server
 
 
 def test_model_is_asked_from_the_server_once(scripted_server: Scripted) -> None:
-    server = scripted_server(Reply.streaming(content_chunk("a</think>b"), finish_chunk()), models=["served-r1", "other"])
+    reply = Reply.streaming(content_chunk("a</think>b"), finish_chunk())
+    server = scripted_server(reply, models=["served-r1", "other"])
     engine = engine_for(server, model=None)
     list(engine.stream("q", PARAMS))
     list(engine.stream("q", PARAMS))
@@ -168,6 +174,15 @@ def test_rejected_input_is_too_long_and_not_retried(scripted_server: Scripted, s
     with pytest.raises(InputTooLong) as caught:
         list(engine_for(server).stream("q", PARAMS))
     assert "must be <= 4096" in str(caught.value)
+    assert server.count("/chat/completions") == 1
+
+
+def test_other_bad_requests_do_not_blame_the_text(scripted_server: Scripted) -> None:
+    server = scripted_server(Reply.failing(400, "model 'tgi' is not the served model"))
+    with pytest.raises(InferenceError) as caught:
+        list(engine_for(server).stream("q", PARAMS))
+    assert not isinstance(caught.value, InputTooLong)
+    assert "MEDLITE_MODEL" in caught.value.user_message and "not the served model" in str(caught.value)
     assert server.count("/chat/completions") == 1
 
 

@@ -19,7 +19,7 @@ from storage.models import Base, Feedback
 from storage.passwords import hash_password, verify_password
 from storage.repository import RecordNotFound, Store
 
-TABLES = {"users", "consultations", "feedback", "audit_log"}
+TABLES = {"users", "consultations", "feedback", "audit_log", "evaluation_runs"}
 
 
 def consultation_args(**overrides: Any) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def test_migrations_can_run_again_without_change(database_url: str) -> None:
         with database.engine.connect() as connection:
             assert TABLES <= set(inspect(connection).get_table_names())
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0001",)]
+        assert versions == [("0002",)]
     finally:
         database.close()
 
@@ -337,6 +337,93 @@ def test_writes_leave_audit_entries(store: Store) -> None:
     assert entries[2].detail["consultation_id"] == consultation_id
     assert entries[3].detail == {"name": "alice", "role": "clinician"}
     assert "password" not in str(entries[3].detail)
+
+
+# Evaluation runs
+
+
+def evaluation_run_args(**overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "user_name": "cli",
+        "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+        "backend": "remote",
+        "backend_url": "http://127.0.0.1:8080/v1",
+        "dataset": "cmmlu",
+        "data_path": "/data/cmmlu_medical",
+        "limit": 2,
+        "template_id": "exam-zh",
+        "template_version": "1.0.0",
+        "generation_params": {"temperature": 0.6, "top_p": 0.95, "max_tokens": 1024, "seed": None},
+        "metrics": {
+            "n": 2,
+            "correct": 1,
+            "accuracy": 0.5,
+            "wilson_95": [0.0945, 0.9055],
+            "per_subject": {"临床知识": {"n": 2, "correct": 1, "accuracy": 0.5}},
+            "latency_s": {"count": 1, "mean": 1.25, "p50": 1.25, "p95": 1.25, "max": 1.25},
+        },
+        "items": [
+            {"id": "clinical_knowledge-0", "gold": "C", "predicted": "C", "correct": True,
+             "raw_answer": "答案：C", "subject": "临床知识", "latency_s": 1.25, "completion_tokens": 312,
+             "error": None},
+            {"id": "clinical_knowledge-1", "gold": "A", "predicted": None, "correct": False,
+             "raw_answer": "", "subject": "临床知识", "latency_s": None, "completion_tokens": None,
+             "error": "InferenceError: HTTP 500"},
+        ],
+    }
+    args.update(overrides)
+    return args
+
+
+def test_evaluation_run_round_trip_keeps_metrics_items_and_chinese(store: Store) -> None:
+    args = evaluation_run_args()
+    run_id = store.add_evaluation_run(**args)
+    run = store.get_evaluation_run(run_id)
+    assert run is not None and run.id == run_id
+    for name in (
+        "user_name", "model", "backend", "backend_url", "dataset", "data_path", "limit",
+        "template_id", "template_version", "generation_params", "metrics", "items",
+    ):
+        assert getattr(run, name) == args[name], name
+    assert run.created_at.utcoffset() == timezone.utc.utcoffset(None)
+    assert store.get_evaluation_run(run_id + 1) is None
+    [entry] = store.list_audit_log()
+    assert (entry.user_name, entry.action) == ("cli", "evaluation.add")
+    assert entry.detail == {"evaluation_run_id": run_id, "dataset": "cmmlu", "model": args["model"], "backend": "remote"}
+
+
+def test_evaluation_runs_are_listed_newest_first_without_items(store: Store) -> None:
+    first = store.add_evaluation_run(**evaluation_run_args(dataset="medqa", limit=None, backend_url=None))
+    second = store.add_evaluation_run(**evaluation_run_args(dataset="pubmedqa"))
+    listed = store.list_evaluation_runs()
+    assert [run.id for run in listed] == [second, first]
+    assert not hasattr(listed[0], "items")
+    assert listed[1].limit is None and listed[1].backend_url is None
+    assert listed[0].metrics == evaluation_run_args()["metrics"]
+    assert [run.id for run in store.list_evaluation_runs(limit=1)] == [second]
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        store.list_evaluation_runs(limit=0)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"dataset": "x" * 33}, "dataset must be at most 32 characters"),
+        ({"model": None}, "model must be text"),
+        ({"limit": 0}, "limit must be a whole number of at least 1"),
+        ({"metrics": {"accuracy": float("nan")}}, "metrics cannot be stored as JSON"),
+        ({"items": [{"id": "q1"}, "not an object"]}, r"items\[1\] must be a mapping"),
+        ({"items": "q1"}, "items must be a list of mappings"),
+        ({"user_name": " "}, "user_name must be a non-empty string"),
+    ],
+)
+def test_bad_evaluation_run_is_refused_and_nothing_stored(
+    store: Store, override: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        store.add_evaluation_run(**evaluation_run_args(**override))
+    assert store.list_evaluation_runs() == []
+    assert store.list_audit_log() == []
 
 
 # Passwords

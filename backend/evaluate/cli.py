@@ -18,30 +18,31 @@ from pathlib import Path
 from typing import Any
 
 from backend.evaluate.datasets import DATASET_NAMES
+from backend.inference.engine import Engine, create_engine
+from backend.settings import Settings
 
 DEFAULT_TEMPERATURE = 0.6  # DeepSeek-R1's advice: lower temperatures make it repeat itself
 DEFAULT_RETRIES = 2
 CLI_USER = "cli"  # the audit log's name for runs started from the command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number of at least `minimum`, with a message naming the problem."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+_positive_int = _whole_number(1)
+_non_negative_int = _whole_number(0)
 
 
 def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +94,9 @@ def _percent(value: float | None) -> str:
 def _number(value: float | int | None, digits: int = 2) -> str:
     if value is None:
         return "-"
-    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+    if isinstance(value, int) or value.is_integer():
+        return str(int(value))
+    return f"{value:.{digits}f}"
 
 
 def format_table(run: dict[str, Any]) -> str:
@@ -135,23 +138,13 @@ def format_table(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _create_engine(args: argparse.Namespace, settings: Any) -> Any:
-    """A remote engine for --base-url, else the embedded engine; None with a message if no model."""
-    if args.base_url:
-        from backend.inference.remote import RemoteEngine
+def _create_engine(args: argparse.Namespace, settings: Settings) -> Engine:
+    """The engine for --base-url (or the embedded one on --model / MEDLITE_MODEL).
 
-        # The runner retries (with back-off) itself, so the engine's own retries are off.
-        return RemoteEngine(
-            args.base_url,
-            model=args.model,
-            api_key=settings.api_key,
-            timeout_s=settings.request_timeout_s,
-            max_retries=0,
-        )
-    from backend.inference.engine import create_engine
-
-    embedded = dataclasses.replace(settings, backend_url=None, model=args.model or settings.model)
-    return create_engine(embedded)
+    The runner retries whole items with back-off itself, so the engine's own retries are off.
+    """
+    chosen = dataclasses.replace(settings, backend_url=args.base_url or None, model=args.model or settings.model)
+    return create_engine(chosen, remote_retries=0)
 
 
 def _write_json(path: Path | None, run: dict[str, Any]) -> None:
@@ -164,7 +157,6 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     from backend.evaluate.datasets import load_dataset
     from backend.evaluate.runner import run_evaluation
     from backend.inference.types import GenerationParams
-    from backend.settings import Settings
     from storage.db import Database
     from storage.repository import Store
 

@@ -28,7 +28,7 @@ from backend.evaluate.extract import extract_answer
 from backend.evaluate.stats import summarize_latencies, wilson_interval
 from backend.inference.engine import Engine
 from backend.inference.errors import InferenceError, InputTooLong, ModelNotLoaded
-from backend.inference.types import GenerationParams
+from backend.inference.types import GenerationParams, Reply
 from templates import TemplateValidationError, get_template, render_prompt
 
 EXAM_QUESTION_TYPE = "exam"
@@ -87,30 +87,18 @@ class EvaluationReport:
         return data
 
 
-@dataclass(frozen=True)
-class _Reply:
-    answer: str
-    latency_s: float
-    prompt_tokens: int | None
-    completion_tokens: int | None
-
-
-def _ask(engine: Engine, prompt: str, params: GenerationParams) -> _Reply:
-    """One request, streamed to the end; the reasoning is read and dropped."""
-    answer: list[str] = []
-    prompt_tokens = completion_tokens = None
+def _ask(engine: Engine, prompt: str, params: GenerationParams) -> tuple[Reply, float]:
+    """One request streamed to the end, and its latency in seconds; the reasoning is never read."""
+    reply = Reply()
     started = time.perf_counter()
     for delta in engine.stream(prompt, params):
-        if delta.kind == "answer":
-            answer.append(delta.text)
-        elif delta.kind == "usage":
-            prompt_tokens, completion_tokens = delta.prompt_tokens, delta.completion_tokens
-    return _Reply("".join(answer), time.perf_counter() - started, prompt_tokens, completion_tokens)
+        reply.add(delta)
+    return reply, time.perf_counter() - started
 
 
 def _ask_with_retries(
     engine: Engine, prompt: str, params: GenerationParams, retries: int, backoff_s: float
-) -> _Reply:
+) -> tuple[Reply, float]:
     """Retry any failed request (a broken stream starts over) `retries` times, backing off."""
     attempt = 0
     while True:
@@ -150,7 +138,7 @@ def _evaluate_item(
     except (DatasetError, TemplateValidationError) as exc:
         return _error_result(item, f"cannot render item {item.id}: {exc}"), 0
     try:
-        reply = _ask_with_retries(engine, prompt, params, retries, backoff_s)
+        reply, latency_s = _ask_with_retries(engine, prompt, params, retries, backoff_s)
     except InferenceError as exc:
         return _error_result(item, f"{type(exc).__name__}: {exc}"), 0
     predicted = extract_answer(reply.answer, item)
@@ -161,7 +149,7 @@ def _evaluate_item(
         correct=predicted == item.gold,
         raw_answer=reply.answer,
         subject=item.subject,
-        latency_s=reply.latency_s,
+        latency_s=latency_s,
         completion_tokens=reply.completion_tokens,
         error=None,
     )

@@ -54,8 +54,11 @@ class UnavailableEngine:
         return f"No model is available: {self.reason}. {HOW_TO_CONFIGURE}"
 
 
-def create_engine(settings: Settings) -> Engine:
+def create_engine(settings: Settings, *, remote_retries: int = 3) -> Engine:
     """The remote engine when a server URL is set, else the embedded one; never raises.
+
+    `remote_retries` bounds the retries before a stream starts; a caller that retries whole
+    requests itself (the evaluation runner) passes 0.
 
     With a server, MEDLITE_MODEL (when set) names the model in requests: vLLM and a pinned
     `transformers serve` insist on their own name, and `transformers serve` does not list it.
@@ -68,6 +71,7 @@ def create_engine(settings: Settings) -> Engine:
             model=settings.model,
             api_key=settings.api_key,
             timeout_s=settings.request_timeout_s,
+            max_retries=remote_retries,
         )
     if not settings.model:
         return UnavailableEngine("neither MEDLITE_MODEL nor MEDLITE_BACKEND_URL is set")

@@ -25,7 +25,7 @@ def _partial_tag_length(text: str, tag: str) -> int:
 def _merge(deltas: list[Delta]) -> list[Delta]:
     merged: list[Delta] = []
     for delta in deltas:
-        if not delta.text:
+        if not delta.text and delta.kind != "reasoning_is_answer":
             continue
         if merged and merged[-1].kind == delta.kind:
             merged[-1] = Delta(delta.kind, merged[-1].text + delta.text)
@@ -44,9 +44,8 @@ class ThinkSplitter:
     - Only what might be the start of a tag (or trailing whitespace in the reasoning) is held
       back between chunks; everything else is emitted at once.
     - A reply that started in reasoning only by assumption (no `<think>` seen) and ended without
-      `</think>` came from a model that does not think: `flush` then repeats the whole text as the
-      answer, so it is never hidden. Callers that show both parts may drop a reasoning that equals
-      the answer. When the stream stopped at the token limit (`truncated=True`) the text stays
+      `</think>` came from a model that does not think: `flush` then sends a `reasoning_is_answer`
+      delta, so the text is never hidden as reasoning (`Reply` moves it). When the stream stopped at the token limit (`truncated=True`) the text stays
       reasoning only: it is thinking cut short, not an answer.
     """
 
@@ -58,7 +57,7 @@ class ThinkSplitter:
         self._saw_open = False
         self._saw_close = False
         self._held = ""
-        self._reasoning_parts: list[str] = []
+        self._emitted_reasoning = False
 
     def feed(self, text: str) -> list[Delta]:
         buffer = self._held + text
@@ -105,7 +104,7 @@ class ThinkSplitter:
     def _emit_reasoning(self, text: str, out: list[Delta]) -> None:
         if text:
             self._at_section_start = False
-            self._reasoning_parts.append(text)
+            self._emitted_reasoning = True
             out.append(Delta("reasoning", text))
 
     def flush(self, *, truncated: bool = False) -> list[Delta]:
@@ -115,8 +114,8 @@ class ThinkSplitter:
         if self._in_reasoning:
             self._emit_reasoning(held.rstrip(), out)
             never_thought = self._reasoning_assumed and not self._saw_open and not self._saw_close
-            if never_thought and not truncated:
-                out.append(Delta("answer", "".join(self._reasoning_parts)))
+            if never_thought and not truncated and self._emitted_reasoning:
+                out.append(Delta("reasoning_is_answer"))
         else:
             out.append(Delta("answer", held))
         return _merge(out)

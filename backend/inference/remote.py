@@ -7,6 +7,7 @@ refuses every request under HF_HUB_OFFLINE=1, even to a server on the local netw
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from contextlib import closing
@@ -30,9 +31,12 @@ from backend.inference.types import Delta, GenerationParams
 FALLBACK_MODEL = "tgi"
 STATUS_TIMEOUT_S = 5.0
 RETRYABLE_STATUS = (429, 502, 503, 504)
+# A 400 is "input too long" only when the server says so (TGI and vLLM name tokens or length);
+# other 400s, such as an unknown model name, must not tell the clinician to shorten the text.
+_TOO_LONG = re.compile(r"token|length|too long|too large|context", re.IGNORECASE)
 
 
-def map_error(exc: openai.OpenAIError, url: str) -> InferenceError:
+def _map_error(exc: openai.OpenAIError, url: str) -> InferenceError:
     """The InferenceError for a failure before the reply started."""
     if isinstance(exc, openai.APITimeoutError):
         return InferenceTimeout(f"No reply from {url} in time")
@@ -42,13 +46,22 @@ def map_error(exc: openai.OpenAIError, url: str) -> InferenceError:
         detail = f"{url} answered HTTP {exc.status_code}: {exc.message}"
         if exc.status_code == 429:
             return ServerBusy(detail)
-        if exc.status_code in (400, 413, 422):
+        if exc.status_code in (413, 422) or (exc.status_code == 400 and _TOO_LONG.search(str(exc.body or exc.message))):
             return InputTooLong(detail)
+        if exc.status_code == 400:
+            return InferenceError(
+                detail,
+                user_message="The model server refused the request. Ask your administrator to check "
+                "MedLite's model settings (MEDLITE_MODEL names the model on servers that need it).",
+                user_message_zh="模型服务器拒绝了请求。请管理员检查 MedLite 的模型设置（MEDLITE_MODEL）。",
+            )
         if exc.status_code in (502, 503, 504):
             return ServerUnavailable(detail)
         if exc.status_code in (401, 403):
             return InferenceError(
-                detail, user_message="The model server refused MedLite's key. Check MEDLITE_API_KEY."
+                detail,
+                user_message="The model server refused MedLite's key. Check MEDLITE_API_KEY.",
+                user_message_zh="模型服务器拒绝了 MedLite 的密钥，请检查 MEDLITE_API_KEY。",
             )
         return InferenceError(detail)
     body = getattr(exc, "body", None)
@@ -134,7 +147,7 @@ class RemoteEngine:
                 except openai.APIStatusError as exc:
                     if exc.status_code in RETRYABLE_STATUS:
                         raise
-                    listed = []  # no usable list (TGI before 2.0 has none; `transformers serve` may fail)
+                    listed = []  # no usable list; `transformers serve`, for one, lists only its hub cache
                 self.model = listed[0].id if listed else FALLBACK_MODEL
             return self.model
 
@@ -179,7 +192,7 @@ class RemoteEngine:
             if reader.finish_reason is None:
                 if started:
                     raise StreamInterrupted(f"The stream from {self.url} broke: {exc}") from exc
-                raise map_error(exc, self.url) from exc
+                raise _map_error(exc, self.url) from exc
             # The reply had finished; a failure while closing the connection loses nothing.
         if reader.finish_reason is None:
             # Every compatible server ends a reply with a finish reason; a stream closed without

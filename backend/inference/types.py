@@ -31,11 +31,42 @@ class GenerationParams:
 class Delta:
     """One piece of a streamed reply.
 
-    kind "reasoning" or "answer" carries text; kind "usage" comes last (when known) and carries
-    token counts instead.
+    kind "reasoning" or "answer" carries text; "reasoning_is_answer" says that everything streamed
+    as reasoning so far was in fact the answer (a model that never thought; see ThinkSplitter);
+    "usage" comes last (when known) and carries token counts instead.
     """
 
-    kind: Literal["reasoning", "answer", "usage"]
+    kind: Literal["reasoning", "answer", "reasoning_is_answer", "usage"]
     text: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+
+
+@dataclass
+class Reply:
+    """A reply put together from its deltas: the one way callers accumulate a stream."""
+
+    reasoning: str = ""
+    answer: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def add(self, delta: Delta) -> bool:
+        """Take one delta; True when the visible text changed."""
+        if delta.kind == "usage":
+            self.prompt_tokens, self.completion_tokens = delta.prompt_tokens, delta.completion_tokens
+            return False
+        if delta.kind == "reasoning_is_answer":
+            self.answer, self.reasoning = self.reasoning + self.answer, ""
+            return True
+        if not delta.text:
+            return False
+        if delta.kind == "reasoning":
+            self.reasoning += delta.text
+        else:
+            self.answer += delta.text
+        return True
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.reasoning or self.answer)
