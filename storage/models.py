@@ -138,3 +138,42 @@ class EvaluationRun(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+JOB_STATUSES = ("running", "complete", "failed", "stopped")
+
+
+class DistillationRun(Base):
+    """One distillation pipeline run (migration 0003): its validated config, where its files are,
+    how it ended, and the metrics.json it wrote (teacher, student before and after)."""
+
+    __tablename__ = "distillation_runs"
+    __table_args__ = (CheckConstraint(_sql_in("status", JOB_STATUSES), name="status_known"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(USER_NAME_MAX_LENGTH))
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    teacher: Mapped[str] = mapped_column(String(512))
+    student: Mapped[str] = mapped_column(String(512))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output_dir: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BenchmarkRun(Base):
+    """One speed or memory benchmark (migration 0003): `kind` says which (memory, serve, gpu),
+    `subject` what was measured (a model folder or a shape's name), `results` the printed tables."""
+
+    __tablename__ = "benchmark_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(USER_NAME_MAX_LENGTH))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    subject: Mapped[str] = mapped_column(String(512))
+    device: Mapped[str] = mapped_column(String(255))
+    results: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from storage.db import Database
+from storage.repository import Store
 from templates import get_template
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -65,3 +67,35 @@ def test_chest_pain_case_raises_the_banner(page: Page):
     expect(banner).to_be_visible(timeout=30_000)
     expect(banner).to_contain_text("Chest pain")
     expect(page.locator("#answer")).not_to_be_empty(timeout=60_000)
+
+
+def test_feedback_is_saved_and_history_lists_the_consultation(page: Page, app_on_postgres):
+    _, database_url = app_on_postgres
+    example = get_template("triage", "en").examples[0]
+    load_example(page, "triage", example.title)
+    page.locator("#submit-button").click()
+    expect(page.locator("#answer")).not_to_be_empty(timeout=60_000)
+    expect(page.locator("#consult-status")).not_to_contain_text("answering", timeout=60_000)
+
+    page.locator("#feedback-helpful").get_by_text("Not helpful", exact=True).click()
+    page.locator("#feedback-comment textarea").fill("Missed the sepsis screen.")
+    page.locator("#feedback-button").click()
+    expect(page.locator("#feedback-status")).to_contain_text("saved")
+
+    page.locator("#history-accordion").get_by_text("My consultations").click()
+    expect(page.locator("#history")).to_contain_text("triage")
+
+    store = Store(Database.open(database_url))
+    latest = store.list_consultations("anonymous", limit=1)[0]
+    assert latest.question_type == "triage"
+    feedback = store.list_feedback(latest.id)
+    assert [(f.helpful, f.comment) for f in feedback] == [(False, "Missed the sepsis screen.")]
+
+
+def test_switching_to_chinese_relabels_the_form(page: Page):
+    page.locator("#language").get_by_text("中文", exact=True).click()
+    expect(page.locator("#submit-button")).to_have_text("提交给 MedLite")
+    expect(page.locator("#fields-diagnosis")).to_contain_text("主诉")
+    page.locator("#example-picker input").click()
+    chinese_title = get_template("diagnosis", "zh").examples[0].title
+    expect(page.get_by_role("option", name=chinese_title, exact=True)).to_be_visible()

@@ -17,10 +17,9 @@ from backend.evaluate.datasets import (
     load_mmlu,
     load_pubmedqa,
 )
+from tests.fixtures.data import SHARED_DATA, needs_shared_data
 
 FIXTURE = Path(__file__).parent / "fixtures" / "medqa_small.jsonl"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real data not found at {SHARED_DATA}")
 
 MEDQA_RECORD = {
     "question": "Which vitamin deficiency causes scurvy?",

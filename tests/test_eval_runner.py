@@ -27,11 +27,10 @@ from backend.inference.types import GenerationParams
 from storage.db import Database
 from storage.repository import Store
 from tests.fixtures.answer_server import answer_server, text_reply
+from tests.fixtures.data import SHARED_DATA, needs_shared_data
 from tests.fixtures.models import Reply, free_port
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real data not found at {SHARED_DATA}")
 
 OPTIONS = {"A": "Aspirin", "B": "Bisoprolol", "C": "Clopidogrel", "D": "Digoxin"}
 PARAMS = GenerationParams(temperature=0.6, max_tokens=64)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from backend.red_flags import RedFlag, detect_red_flags
+from tests.fixtures.data import SHARED_DATA, needs_shared_data
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-VIGNETTES = Path(__file__).resolve().parents[2] / "shared" / "data" / "diagnosis_vignettes" / "avey_vignettes.jsonl"
+VIGNETTES = SHARED_DATA / "diagnosis_vignettes" / "avey_vignettes.jsonl"
 
 
 def codes(text: str, language: str = "en") -> list[str]:
@@ -142,7 +142,7 @@ def test_unknown_language_is_refused() -> None:
         detect_red_flags({"complaint": "chest pain"}, "fr")
 
 
-@pytest.mark.skipif(not VIGNETTES.exists(), reason="real vignettes live in ../shared/data")
+@needs_shared_data
 def test_real_vignettes_absent_findings_do_not_raise_chest_pain() -> None:
     rows = [json.loads(line) for line in VIGNETTES.read_text(encoding="utf-8").splitlines() if line.strip()]
     negated = [row["absent_findings"] for row in rows if re.search(r"\bNo chest pain\b", row["absent_findings"])]

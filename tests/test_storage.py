@@ -19,7 +19,7 @@ from storage.models import Base, Feedback
 from storage.passwords import hash_password, verify_password
 from storage.repository import RecordNotFound, Store
 
-TABLES = {"users", "consultations", "feedback", "audit_log", "evaluation_runs"}
+TABLES = {"users", "consultations", "feedback", "audit_log", "evaluation_runs", "distillation_runs", "benchmark_runs"}
 
 
 def consultation_args(**overrides: Any) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def test_migrations_can_run_again_without_change(database_url: str) -> None:
         with database.engine.connect() as connection:
             assert TABLES <= set(inspect(connection).get_table_names())
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0002",)]
+        assert versions == [("0003",)]
     finally:
         database.close()
 
