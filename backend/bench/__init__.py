@@ -1,0 +1,1 @@
+"""Benchmarks of memory and speed; their results are stored for the admin view."""
