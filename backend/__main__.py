@@ -10,6 +10,7 @@ from pathlib import Path
 from backend.bench.memory import add_memory_command
 from backend.bench.serve import add_serve_command
 from backend.compress.cli import add_quantize_command
+from backend.distill.cli import add_distill_command
 from backend.evaluate.cli import add_evaluate_command
 
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(run=_users_add)
 
     add_evaluate_command(commands)
+    add_distill_command(commands)
     add_quantize_command(commands)
     bench = commands.add_parser("bench", help="memory and serving benchmarks; results are stored")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True)

@@ -38,18 +38,21 @@ def page(browser: Browser, app_on_postgres) -> Iterator[Page]:
 
 
 def load_example(page: Page, question_type: str, title: str) -> None:
+    """Pick the type and the example, and wait until the example has filled the form."""
     page.locator("#question-type").get_by_text(TYPE_LABELS[question_type], exact=True).click()
     expect(page.locator(f"#fields-{question_type}")).to_be_visible()
     page.locator("#example-picker input").click()
     page.get_by_role("option", name=title, exact=True).click()
+    example = next(ex for ex in get_template(question_type, "en").examples if ex.title == title)
+    text_field = next(name for name, value in example.fields.items() if isinstance(value, str))
+    field = page.locator(f"#field-{question_type}-{text_field}").locator("textarea, input").first
+    expect(field).to_have_value(str(example.fields[text_field]), timeout=30_000)
 
 
 @pytest.mark.parametrize("question_type", ["diagnosis", "drug", "exam", "triage"])
 def test_each_type_streams_reasoning_and_answer(page: Page, question_type: str):
     example = get_template(question_type, "en").examples[0]
     load_example(page, question_type, example.title)
-    first_field = next(iter(example.fields))
-    expect(page.locator(f"#field-{question_type}-{first_field} textarea, #field-{question_type}-{first_field} input").first).not_to_have_value("")
 
     page.locator("#submit-button").click()
     expect(page.locator("#answer")).not_to_be_empty(timeout=60_000)

@@ -1,0 +1,1 @@
+"""Knowledge distillation: fine-tuned teacher -> LoRA student (issue 4)."""

@@ -1,0 +1,84 @@
+"""Stage 3a: the teacher writes reasoning and answers for the training prompts.
+
+It writes through any OpenAI-compatible server (how a 70B teacher really runs: TGI, vLLM) or
+in-process with the app's embedded engine. Answers the evaluation harness reads as contradicting
+the gold label (or cannot read at all) are dropped, so the student never learns a wrong answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from backend.distill.config import DistillConfig
+from backend.distill.data import THINK_CLOSE, Example
+from backend.evaluate.extract import extract_answer
+from backend.inference.embedded import EmbeddedEngine
+from backend.inference.engine import Engine
+from backend.inference.remote import RemoteEngine
+from backend.inference.types import GenerationParams, Reply
+
+ANSWERS_FILE = "teacher_answers.jsonl"
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    written: int
+    kept: int
+    contradicting: int
+    unreadable: int
+
+
+def teacher_engine(config: DistillConfig, teacher_path: Path | str) -> Engine:
+    if config.teacher.server_url:
+        return RemoteEngine(config.teacher.server_url, model=config.teacher.server_model)
+    return EmbeddedEngine(str(teacher_path))
+
+
+def _write(engine: Engine, example: Example, params: GenerationParams) -> str:
+    reply = Reply()
+    for delta in engine.stream(example.prompt, params):
+        reply.add(delta)
+    return f"{reply.reasoning.strip()}\n{THINK_CLOSE}\n\n{reply.answer.strip()}"
+
+
+def teacher_answers(
+    config: DistillConfig, engine: Engine, examples: Sequence[Example], answers_file: Path
+) -> tuple[list[Example], GenerationSummary]:
+    """The examples with the teacher's answers in place of the gold ones, contradicting ones dropped.
+
+    Every answer is appended to `answers_file` as it comes, so a restarted run asks only for the rest.
+    """
+    done: dict[str, str] = {}
+    if answers_file.is_file():
+        for line in answers_file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                done[record["id"]] = record["answer"]
+    params = GenerationParams(
+        temperature=config.generation.temperature, max_tokens=config.generation.max_new_tokens, seed=config.seed
+    )
+    with answers_file.open("a", encoding="utf-8") as out:
+        for example in tqdm([e for e in examples if e.id not in done], desc="teacher writing", unit="item"):
+            done[example.id] = _write(engine, example, params)
+            out.write(json.dumps({"id": example.id, "answer": done[example.id]}, ensure_ascii=False) + "\n")
+            out.flush()
+    kept: list[Example] = []
+    contradicting = unreadable = 0
+    for example in examples:
+        answer = done[example.id]
+        if example.item is not None and not config.generation.keep_contradicting:
+            predicted = extract_answer(answer, example.item)
+            if predicted is None:
+                unreadable += 1
+                continue
+            if predicted != example.item.gold:
+                contradicting += 1
+                continue
+        kept.append(Example(id=example.id, prompt=example.prompt, answer=answer, item=example.item))
+    summary = GenerationSummary(len(examples), len(kept), contradicting, unreadable)
+    return kept, summary
