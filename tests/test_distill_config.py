@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.distill.cli import main
+from backend.__main__ import main
 from backend.distill.config import ConfigError, config_from_dict, load_config
 from backend.distill.logit import VocabularyMismatch, check_same_vocabulary
 from backend.tiny_model import build_tokenizer

@@ -54,7 +54,7 @@ def _config(tmp_path: Path, model: Path, database_url: str, teacher_steps: int) 
 def _start(config: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "backend.distill.cli", "distill", "--config", str(config)],
+        [sys.executable, "-m", "backend", "distill", "--config", str(config)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -90,7 +90,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_finishes(
     assert checkpoints, "the kill came after a checkpoint"
 
     second = subprocess.run(
-        [sys.executable, "-m", "backend.distill.cli", "distill", "--config", str(config)],
+        [sys.executable, "-m", "backend", "distill", "--config", str(config)],
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.cli_types import whole_number
 from backend.inference.types import GenerationParams
 
 MODES = ("sequential", "batched", "remote")
@@ -313,8 +314,8 @@ def add_serve_command(bench_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--concurrency", type=parse_concurrency, default=[1, 4, 16], help="requests arriving together (default 1,4,16)"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="token limit per reply (default 64)")
-    parser.add_argument("--max-batch-size", type=int, help="rows in one forward pass (default: the top concurrency)")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds per row, modes taking turns (default 3)")
+    parser.add_argument("--max-new-tokens", type=whole_number(1), default=64, help="token limit per reply (default 64)")
+    parser.add_argument("--max-batch-size", type=whole_number(1), help="rows in one forward pass (default: the top concurrency)")
+    parser.add_argument("--repeats", type=whole_number(1), default=3, help="rounds per row, modes taking turns (default 3)")
     parser.add_argument("--out", type=Path, help="write the report to this JSON file")
     parser.set_defaults(run=run_serve_command)

@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from backend.cli_types import whole_number
 from backend.compress.quantize import DEFAULT_CALIBRATION_DATA, METHODS
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
+_positive_int = whole_number(1)
 
 
 def run_quantize_command(args: argparse.Namespace) -> int:

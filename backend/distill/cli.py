@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from backend.distill.config import load_config
 
@@ -40,18 +39,3 @@ def add_distill_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--user", default="admin", help="who the stored run belongs to (default admin)")
     parser.set_defaults(run=_distill)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m backend.distill.cli ...`), the same as `python -m backend distill ...`."""
-    parser = argparse.ArgumentParser(prog="python -m backend")
-    add_distill_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

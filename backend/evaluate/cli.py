@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from backend.cli_types import whole_number
 from backend.evaluate.datasets import DATASET_NAMES
 from backend.inference.engine import Engine, create_engine
 from backend.settings import Settings
@@ -26,23 +27,8 @@ DEFAULT_RETRIES = 2
 CLI_USER = "cli"  # the audit log's name for runs started from the command line
 
 
-def _whole_number(minimum: int):
-    """An argparse type: a whole number of at least `minimum`, with a message naming the problem."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _whole_number(1)
-_non_negative_int = _whole_number(0)
+_positive_int = whole_number(1)
+_non_negative_int = whole_number(0)
 
 
 def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
