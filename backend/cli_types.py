@@ -1,9 +1,12 @@
-"""Argument types shared by the `python -m backend` commands, so every command words a bad value alike."""
+"""What the `python -m backend` commands share: argument types, so every command words a bad value alike,
+and the name their stored runs are recorded under."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+
+CLI_USER = "cli"  # the audit log's name for runs started from the command line
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +11,7 @@ from sqlalchemy import select
 
 from storage.db import Database
 from storage.models import JOB_STATUSES, DistillationRun, utc_now
-from storage.repository import RecordNotFound, _as_utc, _audit, _check_text, _check_user_name
+from storage.repository import RecordNotFound, _as_utc, _audit, _check_text, _check_user_name, _json_object
 
 FINAL_STATUSES = tuple(status for status in JOB_STATUSES if status != "running")
 
@@ -50,15 +49,6 @@ def _record(row: DistillationRun) -> DistillationRunRecord:
     )
 
 
-def _json_mapping(field: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{field} must be a mapping, got {type(value).__name__}")
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{field} must hold only JSON values: {exc}") from exc
-
-
 class DistillationRunStore:
     """Distillation runs of one database."""
 
@@ -76,7 +66,7 @@ class DistillationRunStore:
                 raise ValueError(f"{field} must not be empty")
         if not isinstance(output_dir, str) or not output_dir:
             raise ValueError("output_dir must be non-empty text")
-        stored_config = _json_mapping("config", config)
+        stored_config = _json_object("config", config)
         with self.database.session() as session:
             row = DistillationRun(
                 user_name=user_name,
@@ -98,7 +88,7 @@ class DistillationRunStore:
         """Mark a run complete, failed or stopped, with its metrics or its error."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}")
-        stored_metrics = _json_mapping("metrics", metrics) if metrics is not None else None
+        stored_metrics = _json_object("metrics", metrics) if metrics is not None else None
         if error is not None and not isinstance(error, str):
             raise ValueError(f"error must be text, got {type(error).__name__}")
         with self.database.session() as session:

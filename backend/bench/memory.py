@@ -544,10 +544,9 @@ def describe_device() -> str:
 
 
 def run_memory_command(args: argparse.Namespace) -> int:
+    from backend.bench.results import save_report
     from backend.compress.quantize import quantize_python
-    from backend.evaluate.cli import CLI_USER
     from backend.settings import Settings
-    from storage.benchmark_runs import BenchmarkRunStore
     from storage.db import Database
 
     shape = load_shape(args.config)
@@ -562,13 +561,7 @@ def run_memory_command(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory(prefix="medlite-bench-memory-", dir=args.work_dir) as workdir:
                 report["measured"] = measure(shape, report, Path(workdir), quantize_python())
         print(format_table(report))
-        if args.out is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        report["run_id"] = BenchmarkRunStore(database).add(
-            user_name=CLI_USER, kind="memory", subject=shape.name, device=report["device"], results=report
-        )
-        print(f"stored as benchmark run {report['run_id']}")
+        save_report(database, report, kind="memory", subject=shape.name, out=args.out)
     finally:
         database.close()
     return 0

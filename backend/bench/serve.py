@@ -257,18 +257,13 @@ def format_table(report: dict[str, Any]) -> str:
 
 def run_serve_command(args: argparse.Namespace) -> int:
     from backend.bench.memory import describe_device
-    from backend.evaluate.cli import CLI_USER
+    from backend.bench.results import save_report
     from backend.settings import Settings
-    from storage.benchmark_runs import BenchmarkRunStore
     from storage.db import Database
 
     for model_dir in args.model:
         if not (model_dir / "config.json").is_file():
             raise ValueError(f"--model {model_dir} is not a model folder (no config.json in it)")
-    for name in ("max_new_tokens", "repeats", "max_batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     # Opened before measuring, so an unreachable database fails in seconds, not after the run.
     database = Database.open(Settings.from_env().resolved_database_url)
     try:
@@ -283,17 +278,8 @@ def run_serve_command(args: argparse.Namespace) -> int:
         )
         report["device"] = describe_device()
         print(format_table(report))
-        if args.out is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        report["run_id"] = BenchmarkRunStore(database).add(
-            user_name=CLI_USER,
-            kind="serve",
-            subject=", ".join(str(model_dir) for model_dir in args.model),
-            device=report["device"],
-            results=report,
-        )
-        print(f"stored as benchmark run {report['run_id']}")
+        subject = ", ".join(str(model_dir) for model_dir in args.model)
+        save_report(database, report, kind="serve", subject=subject, out=args.out)
     finally:
         database.close()
     return 0

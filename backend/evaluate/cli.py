@@ -17,14 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from backend.cli_types import whole_number
+from backend.cli_types import CLI_USER, whole_number
 from backend.evaluate.datasets import DATASET_NAMES
 from backend.inference.engine import Engine, create_engine
 from backend.settings import Settings
 
 DEFAULT_TEMPERATURE = 0.6  # DeepSeek-R1's advice: lower temperatures make it repeat itself
 DEFAULT_RETRIES = 2
-CLI_USER = "cli"  # the audit log's name for runs started from the command line
 
 
 _positive_int = whole_number(1)
