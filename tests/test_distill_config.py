@@ -37,6 +37,7 @@ def test_the_shipped_tiny_config_is_valid() -> None:
         (("data", "validation_fraction"), 1.0, "data.validation_fraction: must be between 0 and 1"),
         (("data", "prompt_style"), "long", "data.prompt_style: must be one of template, compact"),
         (("logit", "beta"), 2, "logit.beta: must be in [0, 1]"),
+        (("generation", "concurrency"), 0, "generation.concurrency: must be at least 1"),
         (("student", "training", "typo_field"), 1, "student.training.typo_field: unknown setting"),
     ],
 )
@@ -84,6 +85,7 @@ def test_dry_run_prints_the_plan_and_exact_commands(capsys: pytest.CaptureFixtur
     printed = capsys.readouterr().out
     assert "1. data: medmcqa:../shared/data/medmcqa (first 300); prompts: compact" in printed
     assert "2. teacher LoRA SFT of var/tiny/teacher: r=32 alpha=64" in printed
+    assert "trained in full: embed_tokens" in printed
     assert "3. sequence-level:" in printed and "dropped" in printed
     assert f"python -m backend distill --config {TINY_CONFIG}" in printed
     assert "accelerate launch --config_file configs/accelerate/fsdp-8gpu.yaml -m backend distill" in printed

@@ -93,6 +93,13 @@ class LoraSettings:
     rank: int = field(default=16, metadata={"help": "LoRA rank r."})
     alpha: int = field(default=32, metadata={"help": "LoRA alpha (scaling = alpha / rank)."})
     dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    modules_to_save: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Modules trained in full beside the adapters (peft's modules_to_save), e.g. embed_tokens. "
+            "Real runs leave it empty; a random-start tiny model needs trainable embeddings to tell items apart."
+        },
+    )
 
     def __post_init__(self) -> None:
         _require(len(self.target_modules) >= 1, "lora.target_modules", "list at least one module name")
@@ -133,6 +140,10 @@ class TrainingSettings:
     eval_steps: int | None = field(default=None, metadata={"help": "Evaluate the loss every N steps (None: never)."})
     save_total_limit: int = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
     bf16: bool = field(default=False, metadata={"help": "Train in bfloat16 (GPUs that support it)."})
+    gradient_checkpointing: bool = field(
+        default=True,
+        metadata={"help": "Recompute activations in the backward pass: less memory, slower. Off for tiny models."},
+    )
     quantize_4bit: bool = field(
         default=False, metadata={"help": "QLoRA: load the frozen base in 4 bits (bitsandbytes; CUDA only)."}
     )
@@ -210,11 +221,19 @@ class GenerationSettings:
     keep_contradicting: bool = field(
         default=False, metadata={"help": "Keep teacher answers that contradict the gold label (normally dropped)."}
     )
+    concurrency: int = field(
+        default=8,
+        metadata={
+            "help": "Teacher requests in flight at once: a served teacher (TGI, vLLM) batches them, and so does "
+            "the embedded engine."
+        },
+    )
 
     def __post_init__(self) -> None:
         _require(
             self.max_new_tokens >= 1, "generation.max_new_tokens", f"must be at least 1, got {self.max_new_tokens}"
         )
+        _require(self.concurrency >= 1, "generation.concurrency", f"must be at least 1, got {self.concurrency}")
         _require(0 <= self.temperature <= 2, "generation.temperature", f"must be in [0, 2], got {self.temperature}")
 
 

@@ -1,14 +1,16 @@
 """Stage 3a: the teacher writes reasoning and answers for the training prompts.
 
 It writes through any OpenAI-compatible server (how a 70B teacher really runs: TGI, vLLM) or
-in-process with the app's embedded engine. Answers the evaluation harness reads as contradicting
+in-process with the app's embedded engine, several requests at a time so the server (or the
+embedded engine's scheduler) can batch them. Answers the evaluation harness reads as contradicting
 the gold label (or cannot read at all) are dropped, so the student never learns a wrong answer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +38,7 @@ class GenerationSummary:
 def teacher_engine(config: DistillConfig, teacher_path: Path | str) -> Engine:
     if config.teacher.server_url:
         return RemoteEngine(config.teacher.server_url, model=config.teacher.server_model)
-    return EmbeddedEngine(str(teacher_path))
+    return EmbeddedEngine(str(teacher_path), max_batch_size=config.generation.concurrency)
 
 
 def _write(engine: Engine, example: Example, params: GenerationParams) -> str:
@@ -44,6 +46,20 @@ def _write(engine: Engine, example: Example, params: GenerationParams) -> str:
     for delta in engine.stream(example.prompt, params):
         reply.add(delta)
     return f"{reply.reasoning.strip()}\n{THINK_CLOSE}\n\n{reply.answer.strip()}"
+
+
+def write_answers(
+    engine: Engine, examples: Sequence[Example], params: GenerationParams, *, concurrency: int, desc: str
+) -> Iterator[tuple[Example, str]]:
+    """(example, answer) pairs as they finish, `concurrency` requests in flight; the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = {pool.submit(_write, engine, example, params): example for example in examples}
+        try:
+            for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="item"):
+                yield futures[future], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def teacher_answers(
@@ -62,10 +78,13 @@ def teacher_answers(
     params = GenerationParams(
         temperature=config.generation.temperature, max_tokens=config.generation.max_new_tokens, seed=config.seed
     )
+    missing = [e for e in examples if e.id not in done]
     with answers_file.open("a", encoding="utf-8") as out:
-        for example in tqdm([e for e in examples if e.id not in done], desc="teacher writing", unit="item"):
-            done[example.id] = _write(engine, example, params)
-            out.write(json.dumps({"id": example.id, "answer": done[example.id]}, ensure_ascii=False) + "\n")
+        for example, answer in write_answers(
+            engine, missing, params, concurrency=config.generation.concurrency, desc="teacher writing"
+        ):
+            done[example.id] = answer
+            out.write(json.dumps({"id": example.id, "answer": answer}, ensure_ascii=False) + "\n")
             out.flush()
     kept: list[Example] = []
     contradicting = unreadable = 0

@@ -3,8 +3,9 @@
 Scoring runs in-process: each model answers the very prompts it was trained on (greedy, batched),
 and the evaluation harness's `extract_answer` reads the letter, so "correct" means what it means
 in `python -m backend evaluate`. Agreement is the share of items where the student's letter equals
-the teacher's. The KL divergence teacher -> student is measured on the teacher's own answer tokens
-(needs a shared tokenizer; None otherwise, with the reason in `kl_note`).
+the teacher's. A served teacher (TGI, vLLM) is scored through its server with the same greedy
+settings. The KL divergence teacher -> student is measured on the teacher's own answer tokens; it
+needs the teacher's logits and a shared tokenizer (None otherwise, with the reason in `note`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from backend.distill.data import Example, chat_prompt
+from backend.distill.generate import write_answers
 from backend.evaluate.extract import extract_answer
+from backend.inference.engine import Engine
+from backend.inference.types import GenerationParams
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,22 @@ def generate_answers(
         )
         completions = output[:, inputs["input_ids"].shape[1] :]
         texts.extend(tokenizer.batch_decode(completions, skip_special_tokens=True))
-    letters = [extract_answer(text, e.item) if e.item is not None else None for text, e in zip(texts, examples)]
-    return Answers(texts, letters)
+    return Answers(texts, _letters(texts, examples))
+
+
+def _letters(texts: Sequence[str], examples: Sequence[Example]) -> list[str | None]:
+    return [extract_answer(text, e.item) if e.item is not None else None for text, e in zip(texts, examples)]
+
+
+def served_answers(
+    engine: Engine, examples: Sequence[Example], *, max_new_tokens: int, concurrency: int, desc: str
+) -> Answers:
+    """Greedy answers from a served model, through the same client the app uses."""
+    params = GenerationParams(temperature=0.0, max_tokens=max_new_tokens)
+    written = write_answers(engine, examples, params, concurrency=concurrency, desc=desc)
+    by_id = {example.id: text for example, text in written}
+    texts = [by_id[e.id] for e in examples]
+    return Answers(texts, _letters(texts, examples))
 
 
 def accuracy(answers: Answers, examples: Sequence[Example]) -> float | None:
@@ -130,27 +148,49 @@ def evaluate_run(
     sets: dict[str, Sequence[Example]],
     max_new_tokens: int,
     batch_size: int,
+    teacher_engine: Engine | None = None,
+    concurrency: int = 8,
 ) -> dict[str, Any]:
-    """metrics.json's content: per set, teacher / student_before / student_after accuracy, agreement and KL."""
-    teacher, teacher_tokenizer = load(teacher_path)
-    teacher_answers = {
-        name: generate_answers(
-            teacher,
-            teacher_tokenizer,
-            examples,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            desc=f"teacher on {name}",
-        )
-        for name, examples in sets.items()
-    }
+    """metrics.json's content: per set, teacher / student_before / student_after accuracy, agreement and KL.
+
+    With `teacher_engine` the teacher is scored through its server and never loaded here."""
+    if teacher_engine is not None:
+        teacher = teacher_tokenizer = None
+        teacher_answers = {
+            name: served_answers(
+                teacher_engine,
+                examples,
+                max_new_tokens=max_new_tokens,
+                concurrency=concurrency,
+                desc=f"served teacher on {name}",
+            )
+            for name, examples in sets.items()
+        }
+    else:
+        teacher, teacher_tokenizer = load(teacher_path)
+        teacher_answers = {
+            name: generate_answers(
+                teacher,
+                teacher_tokenizer,
+                examples,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                desc=f"teacher on {name}",
+            )
+            for name, examples in sets.items()
+        }
     result: dict[str, Any] = {
         name: {"n": len(examples), "teacher": {"accuracy": accuracy(teacher_answers[name], examples)}}
         for name, examples in sets.items()
     }
     for role, path in (("student_before", student_before_path), ("student_after", student_after_path)):
         student, student_tokenizer = load(path)
-        shared = same_vocabulary(teacher_tokenizer, student_tokenizer)
+        if teacher is None:
+            no_kl = "the teacher is served: its logits are not available here, so no token-level KL"
+        elif not same_vocabulary(teacher_tokenizer, student_tokenizer):
+            no_kl = "teacher and student tokenizers differ: no token-level KL"
+        else:
+            no_kl = None
         for name, examples in sets.items():
             answers = generate_answers(
                 student,
@@ -169,11 +209,11 @@ def evaluate_run(
                 kl_teacher_student(
                     teacher, student, teacher_tokenizer, examples, teacher_answers[name].texts, batch_size=batch_size
                 )
-                if shared and examples
+                if no_kl is None and examples
                 else None
             )
-            if not shared:
-                kl["note"] = "teacher and student tokenizers differ: no token-level KL"
+            if no_kl is not None:
+                kl["note"] = no_kl
         del student
     return result
 

@@ -16,7 +16,7 @@ import torch
 from accelerate import PartialState
 from transformers import set_seed
 
-from backend.distill.config import DistillConfig
+from backend.distill.config import DistillConfig, LoraSettings
 from backend.distill.data import build_splits
 from backend.distill.generate import ANSWERS_FILE, teacher_answers, teacher_engine
 from backend.distill.lora import merge_adapter, write_model_card
@@ -29,12 +29,22 @@ STUDENT_STAGE = "student"
 METRICS_FILE = "metrics.json"
 
 
+def _lora_summary(lora: LoraSettings) -> str:
+    summary = f"r={lora.rank} alpha={lora.alpha} modules={','.join(lora.target_modules)} layers={lora.layers or 'all'}"
+    if lora.modules_to_save:
+        summary += f" trained in full: {','.join(lora.modules_to_save)}"
+    return summary
+
+
 def plan(config: DistillConfig, config_path: str) -> list[str]:
     """The resolved stages and the exact commands that run them, as lines for a person to read."""
     out = config.output_path
-    teacher = (
-        "the served teacher at " + config.teacher.server_url if config.teacher.server_url else config.teacher.model
-    )
+    if config.teacher.server_url:
+        teacher = f"the served teacher at {config.teacher.server_url}"
+    elif config.teacher.finetune:
+        teacher = f"the fine-tuned teacher ({out / 'teacher' / MERGED_DIR})"
+    else:
+        teacher = config.teacher.model
     sources = ", ".join(f"{s.kind}:{s.path}" + (f" (first {s.limit})" if s.limit else "") for s in config.data.sources)
     lines = [
         f"run {config.name!r} -> {out}",
@@ -44,14 +54,14 @@ def plan(config: DistillConfig, config_path: str) -> list[str]:
     if config.teacher.finetune:
         t = config.teacher
         lines.append(
-            f"2. teacher LoRA SFT of {t.model}: r={t.lora.rank} alpha={t.lora.alpha} modules={','.join(t.lora.target_modules)}"
-            f" layers={t.lora.layers or 'all'}; {t.training.epochs} epochs, lr {t.training.learning_rate},"
+            f"2. teacher LoRA SFT of {t.model}: {_lora_summary(t.lora)}; {t.training.epochs} epochs,"
+            f" lr {t.training.learning_rate},"
             f" checkpoint every {t.training.save_steps} steps -> {out / 'teacher' / MERGED_DIR}"
         )
     else:
         lines.append(f"2. teacher used as it is: {teacher}")
     s = config.student
-    student_lora = f"r={s.lora.rank} alpha={s.lora.alpha} modules={','.join(s.lora.target_modules)} layers={s.lora.layers or 'all'}"
+    student_lora = _lora_summary(s.lora)
     if config.method == "sequence":
         lines.append(
             f"3. sequence-level: {teacher} writes answers (max {config.generation.max_new_tokens} tokens,"
@@ -165,6 +175,8 @@ def run(config: DistillConfig, *, user_name: str = "admin") -> dict[str, Any]:
                 sets=sets,
                 max_new_tokens=config.evaluation.max_new_tokens,
                 batch_size=config.evaluation.batch_size,
+                teacher_engine=teacher_engine(config, teacher_path) if config.teacher.server_url else None,
+                concurrency=config.generation.concurrency,
             )
             metrics["method"] = config.method
             metrics["wall_time_s"] = round(time.monotonic() - started, 1)

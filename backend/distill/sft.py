@@ -68,6 +68,7 @@ def trainer_arguments(settings: TrainingSettings, stage_dir: Path, seed: int, ha
         "eval_strategy": "steps" if has_eval and settings.eval_steps else "no",
         "eval_steps": settings.eval_steps,
         "bf16": settings.bf16,
+        "gradient_checkpointing": settings.gradient_checkpointing,
         "seed": seed,
         "report_to": "none",
         "max_length": settings.max_length,
