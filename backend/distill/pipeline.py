@@ -124,7 +124,9 @@ def _student_adapter(config: DistillConfig, teacher_path: Path, transfer, valida
 
 def run(config: DistillConfig, *, user_name: str = "admin") -> dict[str, Any]:
     """Run every stage; returns metrics.json's content. Raises Stopped after a signal (checkpoint saved)."""
-    state = PartialState()
+    # Without CUDA, processes started by `accelerate launch` join over gloo (multi-CPU) rather than each
+    # running alone, so the main-process-only stages below behave as they do on GPUs.
+    state = PartialState(cpu=not torch.cuda.is_available())
     out = config.output_path
     setup_logging(out)
     if config.threads:
@@ -144,11 +146,12 @@ def run(config: DistillConfig, *, user_name: str = "admin") -> dict[str, Any]:
         )
     try:
         transfer, validation = build_splits(config.data)
-        write_progress(
-            out, {"stage": "data", "event": "done", "transfer": len(transfer), "validation": len(validation)}
-        )
+        if state.is_main_process:
+            write_progress(
+                out, {"stage": "data", "event": "done", "transfer": len(transfer), "validation": len(validation)}
+            )
         teacher_path = (
-            finetune_teacher(config, transfer, validation) if config.teacher.finetune else Path(config.teacher.model)
+            finetune_teacher(config, transfer, validation, state) if config.teacher.finetune else Path(config.teacher.model)
         )
         state.wait_for_everyone()
         student_merged = out / STUDENT_STAGE / MERGED_DIR

@@ -68,6 +68,8 @@ def trainer_arguments(settings: TrainingSettings, stage_dir: Path, seed: int, ha
         "eval_strategy": "steps" if has_eval and settings.eval_steps else "no",
         "eval_steps": settings.eval_steps,
         "bf16": settings.bf16,
+        # Matches the pipeline's PartialState: without CUDA, launched processes train together over gloo.
+        "use_cpu": not torch.cuda.is_available(),
         "gradient_checkpointing": settings.gradient_checkpointing,
         "seed": seed,
         "report_to": "none",
@@ -85,8 +87,9 @@ def train_to_adapter(trainer, stage_dir: Path, stop: StopOnSignal) -> Path:
     if stop.received is not None:
         raise Stopped(f"stopped by signal {stop.received} at step {trainer.state.global_step}; run again to resume")
     adapter = stage_dir / ADAPTER_DIR
-    trainer.save_model(str(adapter))
-    trainer.processing_class.save_pretrained(str(adapter))
+    trainer.save_model(str(adapter))  # the main process writes; the others wait for it
+    if trainer.args.should_save:
+        trainer.processing_class.save_pretrained(str(adapter))
     return adapter
 
 

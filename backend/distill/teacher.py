@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from accelerate import PartialState
+
 from backend.distill.config import DistillConfig
 from backend.distill.data import Example
 from backend.distill.lora import merge_adapter
@@ -22,8 +24,12 @@ def finetuned_teacher_path(config: DistillConfig) -> Path:
     return config.output_path / TEACHER_STAGE / MERGED_DIR
 
 
-def finetune_teacher(config: DistillConfig, transfer: Sequence[Example], validation: Sequence[Example]) -> Path:
-    """The merged fine-tuned teacher's folder; reused as it is when an earlier run already made it."""
+def finetune_teacher(
+    config: DistillConfig, transfer: Sequence[Example], validation: Sequence[Example], state: PartialState
+) -> Path:
+    """The merged fine-tuned teacher's folder; reused as it is when an earlier run already made it.
+
+    Every process trains; the main one merges while the others wait, so none reads a half-written model."""
     merged = finetuned_teacher_path(config)
     if (merged / "config.json").is_file():
         log.info("teacher already fine-tuned: %s", merged)
@@ -39,7 +45,8 @@ def finetune_teacher(config: DistillConfig, transfer: Sequence[Example], validat
         stage=TEACHER_STAGE,
         seed=config.seed,
     )
-    details = {"stage": "teacher fine-tuning", "config": config.as_dict(), "training_items": len(transfer)}
-    return merge_adapter(
-        config.teacher.model, adapter, merged, title=f"{config.name}: fine-tuned teacher", details=details
-    )
+    if state.is_main_process:
+        details = {"stage": "teacher fine-tuning", "config": config.as_dict(), "training_items": len(transfer)}
+        merge_adapter(config.teacher.model, adapter, merged, title=f"{config.name}: fine-tuned teacher", details=details)
+    state.wait_for_everyone()
+    return merged
