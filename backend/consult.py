@@ -34,6 +34,11 @@ NOT_SAVED = {
     "en": "This consultation could not be saved: the database is unavailable.",
     "zh": "本次咨询未能保存：数据库不可用。",
 }
+CUT_AT_LIMIT = {
+    "en": "The answer reached the length limit and was cut off; it is marked incomplete. "
+    "Ask a narrower question, or raise MEDLITE_MAX_NEW_TOKENS.",
+    "zh": "回答达到长度上限而被截断，已标记为不完整。请缩小问题范围，或调高 MEDLITE_MAX_NEW_TOKENS。",
+}
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,8 @@ class ConsultationService:
             status = "incomplete" if reply.has_text else "error"
             error = exc.message_in(lang)
             log.warning("inference failed for consultation %s: %s", consultation_id, exc)
+        if status == "complete" and reply.truncated:
+            status, error = "incomplete", CUT_AT_LIMIT[lang]
 
         if consultation_id is not None:
             self._finish(
@@ -159,6 +166,7 @@ class ConsultationService:
                 latency_s=timing.elapsed,
                 prompt_tokens=reply.prompt_tokens,
                 completion_tokens=reply.completion_tokens,
+                model=self.engine.model or None,
             )
         messages = [m for m in (error, state.error) if m]
         yield replace(state, status=status, error=" ".join(messages) or None, done=True)

@@ -347,8 +347,12 @@ class Store:
         latency_s: float | None = None,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
+        model: str | None = None,
     ) -> None:
-        """Store the streamed reply and how it ended ('complete', 'incomplete' or 'error')."""
+        """Store the streamed reply and how it ended ('complete', 'incomplete' or 'error').
+
+        `model` names the model that answered when it was known only once it did (a server asked for
+        its model on first use); None keeps the name stored at the start."""
         if status not in FINISHED_STATUSES:
             allowed = ", ".join(FINISHED_STATUSES)
             raise ValueError(f"status must be one of {allowed}, got {status!r}")
@@ -366,6 +370,8 @@ class Store:
             row.answer = answer
             row.status = status
             row.error = error
+            if model:
+                row.model = model
             row.time_to_first_token_s = time_to_first_token_s
             row.latency_s = latency_s
             row.prompt_tokens = prompt_tokens

@@ -74,6 +74,28 @@ def test_cut_stream_keeps_the_partial_answer_marked_incomplete(scripted_server: 
     assert "cut off" in row.error
 
 
+def test_a_model_named_by_the_server_is_stored(scripted_server: Scripted, store: Store):
+    server = scripted_server(Reply.streaming(content_chunk("Thinking</think>ACS."), finish_chunk()), models=["r1-7b"])
+    engine = RemoteEngine(server.url, backoff_s=0.01, max_retries=1)  # no model given: asked from the server
+    final = list(ConsultationService(engine, store, PARAMS).stream(
+        user_name="dr_lee", question_type="diagnosis", language="en", fields=CHEST_PAIN
+    ))[-1]
+    assert store.get_consultation(final.consultation_id).model == "r1-7b"
+
+
+def test_answer_cut_at_the_token_limit_is_stored_incomplete_saying_so(scripted_server: Scripted, store: Store):
+    server = scripted_server(
+        Reply.streaming(content_chunk("Thinking</think>Give aspirin and"), finish_chunk("length"))
+    )
+    final = consult(service_for(server.url, store))[-1]
+    assert final.status == "incomplete" and "length limit" in final.error and "MEDLITE_MAX_NEW_TOKENS" in final.error
+    row = store.get_consultation(final.consultation_id)
+    assert (row.status, row.answer) == ("incomplete", "Give aspirin and")
+    assert row.error == final.error
+    zh = consult(service_for(server.url, store), language="zh")[-1]
+    assert zh.status == "incomplete" and "长度上限" in zh.error
+
+
 def test_server_down_is_a_plain_sentence_in_the_clinicians_language(store: Store):
     url = f"http://127.0.0.1:{free_port()}/v1"
     final = consult(service_for(url, store), language="zh", fields={**CHEST_PAIN, "sex": "male"})[-1]

@@ -71,7 +71,7 @@ def test_seed_repeats_the_reply(engine: EmbeddedEngine) -> None:
 def test_token_limit_keeps_unfinished_reasoning_as_reasoning(engine: EmbeddedEngine) -> None:
     reasoning, answer, usage = split(list(engine.stream("q", GenerationParams(max_tokens=4, seed=1))))
     assert reasoning and answer == ""
-    assert usage[0].completion_tokens == 4
+    assert usage[0].completion_tokens == 4 and usage[0].finish_reason == "length"
 
 
 def test_prompt_beyond_the_context_is_too_long(engine: EmbeddedEngine) -> None:

@@ -147,6 +147,7 @@ def test_scripted_run_has_the_known_scores() -> None:
     assert by_id["decoy-reasoning"].raw_answer == "**Answer: C**"
     assert by_id["decoy-only"].raw_answer == "I cannot decide between these."
     assert by_id["unclosed"].raw_answer == by_id["truncated"].raw_answer == ""
+    assert [r.id for r in report.items if r.truncated] == ["truncated"] and report.truncated == 1
 
     # Failed requests are retried `retries` times; an unrenderable item is never sent.
     assert answers.seen["always-500"] == 3

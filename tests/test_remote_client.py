@@ -100,7 +100,7 @@ def test_think_tags_in_content_are_split(scripted_server: Scripted) -> None:
         Delta("reasoning", "Fever and cough."),
         Delta("answer", "The answer"),
         Delta("answer", " is B."),
-        Delta("usage", prompt_tokens=12, completion_tokens=9),
+        Delta("usage", prompt_tokens=12, completion_tokens=9, finish_reason="stop"),
     ]
 
 
@@ -115,7 +115,8 @@ def test_reasoning_sent_by_the_server_is_used(scripted_server: Scripted, field_n
         )
     )
     reasoning, answer, usage = split(list(engine_for(server).stream("q", PARAMS)))
-    assert (reasoning, answer, usage) == ("Likely pneumonia given the fever.", "The answer is C.", [])
+    assert (reasoning, answer) == ("Likely pneumonia given the fever.", "The answer is C.")
+    assert usage == [Delta("usage", finish_reason="stop")]  # the server sent no token counts
 
 
 def test_plain_answer_from_a_model_that_does_not_think(scripted_server: Scripted) -> None:
@@ -126,7 +127,8 @@ def test_plain_answer_from_a_model_that_does_not_think(scripted_server: Scripted
 
 def test_reasoning_cut_by_the_token_limit_is_not_shown_as_answer(scripted_server: Scripted) -> None:
     server = scripted_server(Reply.streaming(content_chunk("Considering the causes"), finish_chunk("length")))
-    assert split(list(engine_for(server).stream("q", PARAMS)))[:2] == ("Considering the causes", "")
+    reasoning, answer, [end] = split(list(engine_for(server).stream("q", PARAMS)))
+    assert (reasoning, answer, end.finish_reason) == ("Considering the causes", "", "length")
 
 
 def test_model_is_asked_from_the_server_once(scripted_server: Scripted) -> None:

@@ -97,6 +97,7 @@ def format_table(run: dict[str, Any]) -> str:
         ("correct", str(run["correct"])),
         ("wrong", str(run["wrong"])),
         ("parse failures", str(run["parse_failures"])),
+        ("cut at token limit", str(run.get("truncated", 0))),
         ("errors", str(run["errors"])),
         ("accuracy", f"{_percent(run['accuracy'])}  (correct / n; parse failures and errors count in n)"),
         ("95% Wilson", f"{_percent(low)} - {_percent(high)}"),

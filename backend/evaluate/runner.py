@@ -49,6 +49,7 @@ class ItemResult:
     latency_s: float | None
     completion_tokens: int | None
     error: str | None
+    truncated: bool = False  # the model hit its token limit: a parse failure here may need a larger limit
 
     @property
     def parse_failure(self) -> bool:
@@ -64,6 +65,7 @@ class EvaluationReport:
     wrong: int
     parse_failures: int
     errors: int
+    truncated: int  # answers cut at the token limit (counted in the other columns too)
     accuracy: float | None
     wilson_95: tuple[float, float]
     per_subject: dict[str, dict[str, Any]] | None
@@ -152,6 +154,7 @@ def _evaluate_item(
         latency_s=latency_s,
         completion_tokens=reply.completion_tokens,
         error=None,
+        truncated=reply.truncated,
     )
     return result, reply.prompt_tokens or 0
 
@@ -229,6 +232,7 @@ def run_evaluation(
         wrong=n - n_correct - parse_failures - n_errors,
         parse_failures=parse_failures,
         errors=n_errors,
+        truncated=sum(result.truncated for result in done),
         accuracy=n_correct / n if n else None,
         wilson_95=wilson_interval(n_correct, n),
         per_subject=_per_subject(done),

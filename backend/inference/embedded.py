@@ -160,7 +160,12 @@ class EmbeddedEngine:
         text.end()
         yield from splitter.feed(text.take())
         yield from splitter.flush(truncated=request.finish_reason == "length")
-        yield Delta("usage", prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        yield Delta(
+            "usage",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=request.finish_reason,
+        )
 
     def status(self) -> str:
         if self._loaded is not None:

@@ -76,15 +76,11 @@ class _ReplyReader:
         self._server_splits = False  # the server sends reasoning in its own field
         self._splitter: ThinkSplitter | None = None
         self._reasoning_started = False
-        self._usage: Delta | None = None
+        self._usage: tuple[int, int] | None = None
 
     def read(self, chunk: ChatCompletionChunk) -> list[Delta]:
         if chunk.usage is not None:
-            self._usage = Delta(
-                "usage",
-                prompt_tokens=chunk.usage.prompt_tokens,
-                completion_tokens=chunk.usage.completion_tokens,
-            )
+            self._usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
         out: list[Delta] = []
         for choice in chunk.choices:
             # vLLM and SGLang name the field `reasoning_content`, newer servers `reasoning`;
@@ -107,8 +103,15 @@ class _ReplyReader:
 
     def finish(self) -> list[Delta]:
         out = self._splitter.flush(truncated=self.finish_reason == "length") if self._splitter else []
-        if self._usage is not None:
-            out.append(self._usage)
+        prompt_tokens, completion_tokens = self._usage or (None, None)
+        out.append(
+            Delta(
+                "usage",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                finish_reason=self.finish_reason,
+            )
+        )
         return out
 
 

@@ -33,13 +33,15 @@ class Delta:
 
     kind "reasoning" or "answer" carries text; "reasoning_is_answer" says that everything streamed
     as reasoning so far was in fact the answer (a model that never thought; see ThinkSplitter);
-    "usage" comes last (when known) and carries token counts instead.
+    "usage" comes last and carries token counts (when known) and why the reply ended instead:
+    finish_reason "length" means the model hit its token limit and the answer is cut short.
     """
 
     kind: Literal["reasoning", "answer", "reasoning_is_answer", "usage"]
     text: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -50,11 +52,13 @@ class Reply:
     answer: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None
 
     def add(self, delta: Delta) -> bool:
         """Take one delta; True when the visible text changed."""
         if delta.kind == "usage":
             self.prompt_tokens, self.completion_tokens = delta.prompt_tokens, delta.completion_tokens
+            self.finish_reason = delta.finish_reason
             return False
         if delta.kind == "reasoning_is_answer":
             self.answer, self.reasoning = self.reasoning + self.answer, ""
@@ -70,3 +74,8 @@ class Reply:
     @property
     def has_text(self) -> bool:
         return bool(self.reasoning or self.answer)
+
+    @property
+    def truncated(self) -> bool:
+        """The model stopped at its token limit, so the reply is cut short."""
+        return self.finish_reason == "length"
