@@ -17,7 +17,7 @@ from backend.evaluate.cli import add_evaluate_command
 def _make_tiny_model(args: argparse.Namespace) -> int:
     from backend.tiny_model import make_tiny_model
 
-    out = make_tiny_model(Path(args.out), layers=args.layers, hidden=args.hidden)
+    out = make_tiny_model(Path(args.out), layers=args.layers, hidden=args.hidden, vocab_size=args.vocab)
     print(f"tiny model written to {out}")
     return 0
 
@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--out", required=True, help="folder to write the model into")
     tiny.add_argument("--layers", type=int, default=2, help="decoder layers (default 2)")
     tiny.add_argument("--hidden", type=int, default=64, help="hidden size (default 64)")
+    tiny.add_argument(
+        "--vocab",
+        type=int,
+        default=2048,
+        help="tokenizer vocabulary size (default 2048); a different size gives a model that shares no vocabulary",
+    )
     tiny.set_defaults(run=_make_tiny_model)
 
     users = commands.add_parser("users", help="manage the people who may sign in")

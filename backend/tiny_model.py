@@ -151,7 +151,7 @@ def _training_batch(
 
 
 def make_tiny_model(
-    out: Path, *, layers: int = 2, hidden: int = 64, train_steps: int = 150, seed: int = 0
+    out: Path, *, layers: int = 2, hidden: int = 64, train_steps: int = 150, seed: int = 0, vocab_size: int = 2048
 ) -> Path:
     """Build, train and save the tiny model and tokenizer into `out`; returns `out`."""
     if layers < 1:
@@ -161,8 +161,10 @@ def make_tiny_model(
         raise ValueError(f"hidden must be a positive multiple of 8, got {hidden}")
     if train_steps < 0:
         raise ValueError(f"train_steps must not be negative, got {train_steps}")
+    if vocab_size < 512:
+        raise ValueError(f"vocab_size must be at least 512 (the byte alphabet and the special tokens), got {vocab_size}")
     out = Path(out)
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(vocab_size)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
