@@ -23,7 +23,9 @@ DEFAULT_DIRECTORY = Path(__file__).resolve().parent / "data"
 _TOP_LEVEL_KEYS = {
     "id", "question_type", "language", "version", "title", "fields", "instructions", "sections", "examples",
 }
-_FIELD_KEYS = {"name", "label", "kind", "required", "max_length", "choices", "minimum", "maximum", "placeholder"}
+_FIELD_KEYS = {
+    "name", "label", "kind", "required", "max_length", "choices", "choice_labels", "minimum", "maximum", "placeholder",
+}
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _MINIMUM_EXAMPLES = 2
@@ -126,6 +128,7 @@ def _parse_field(check: _Checker, raw: object, key: str) -> Field:
             raise check.fail(f"{key}.choices", f"{too_long[0]!r} is longer than max_length {max_length}")
     elif "choices" in data:
         raise check.fail(f"{key}.choices", "only a choice field has choices")
+    choice_labels = _parse_choice_labels(check, data, key, choices) if "choice_labels" in data else None
 
     minimum = maximum = None
     for bound in ("minimum", "maximum"):
@@ -141,7 +144,28 @@ def _parse_field(check: _Checker, raw: object, key: str) -> Field:
         raise check.fail(f"{key}.minimum", f"{minimum} is above maximum {maximum}")
 
     placeholder = check.text(data["placeholder"], f"{key}.placeholder") if "placeholder" in data else None
-    return Field(name, label, kind, required, max_length, choices, minimum, maximum, placeholder)
+    return Field(name, label, kind, required, max_length, choices, choice_labels, minimum, maximum, placeholder)
+
+
+def _parse_choice_labels(
+    check: _Checker, data: Mapping[str, Any], key: str, choices: tuple[str, ...] | None
+) -> dict[str, dict[str, str]]:
+    """Every choice's wording in every language, e.g. `male: {en: male, zh: 男}`."""
+    where = f"{key}.choice_labels"
+    if choices is None:
+        raise check.fail(where, "only a choice field has choice labels")
+    raw = check.mapping(data["choice_labels"], where, set(choices))
+    missing = [choice for choice in choices if choice not in raw]
+    if missing:
+        raise check.fail(where, f"{missing[0]!r} has no label; label every choice or none")
+    labels = {}
+    for choice in choices:
+        by_language = check.mapping(raw[choice], f"{where}.{choice}", set(LANGUAGES))
+        labels[choice] = {
+            language: check.text(check.required(by_language, language, f"{where}.{choice}"), f"{where}.{choice}.{language}")
+            for language in LANGUAGES
+        }
+    return labels
 
 
 def _parse_template(path: Path) -> Template:

@@ -27,6 +27,7 @@ class Field:
     required: bool
     max_length: int
     choices: tuple[str, ...] | None = None
+    choice_labels: Mapping[str, Mapping[str, str]] | None = dataclass_field(default=None, hash=False)
     minimum: int | float | None = None
     maximum: int | float | None = None
     placeholder: str | None = None
@@ -34,6 +35,11 @@ class Field:
     def label_in(self, language: str) -> str:
         """The label in `language`, falling back to English for a language the file does not cover."""
         return self.label.get(language) or self.label["en"]
+
+    def choice_label(self, value: str, language: str) -> str:
+        """How a choice reads in `language` (on the form and in the prompt); the value itself when unlabelled."""
+        labels = (self.choice_labels or {}).get(value)
+        return (labels.get(language) or labels["en"]) if labels else value
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Template:
             }
             if item.choices:
                 entry["choices"] = list(item.choices)
+                entry["choice_labels"] = {value: item.choice_label(value, self.language) for value in item.choices}
             public_fields.append(entry)
         return {
             "id": self.id,

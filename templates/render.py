@@ -205,8 +205,17 @@ def render_prompt(template: Template, values: Mapping[str, object]) -> str:
     `values` (name -> text) and `sections` (the headings the answer must use).
     """
     cleaned = validate_fields(template, values)
+    language = template.language
     present = [
-        {"name": field.name, "label": field.label_in(template.language), "value": format_value(cleaned[field.name])}
+        {
+            "name": field.name,
+            "label": field.label_in(language),
+            "value": (
+                field.choice_label(str(cleaned[field.name]), language)
+                if field.kind == "choice"
+                else format_value(cleaned[field.name])
+            ),
+        }
         for field in template.fields
         if field.name in cleaned
     ]

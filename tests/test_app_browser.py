@@ -99,6 +99,9 @@ def test_switching_to_chinese_relabels_the_form(page: Page):
     page.locator("#language").get_by_text("中文", exact=True).click()
     expect(page.locator("#submit-button")).to_have_text("提交给 MedLite")
     expect(page.locator("#fields-diagnosis")).to_contain_text("主诉")
+    page.locator("#field-diagnosis-sex input").click()
+    expect(page.get_by_role("option", name="男", exact=True)).to_be_visible()
+    page.keyboard.press("Escape")
     page.locator("#example-picker input").click()
     chinese_title = get_template("diagnosis", "zh").examples[0].title
     expect(page.get_by_role("option", name=chinese_title, exact=True)).to_be_visible()

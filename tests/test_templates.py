@@ -72,7 +72,9 @@ def test_each_example_validates_and_renders_every_value_and_heading(key: tuple[s
 
     prompt = render_prompt(template, example.fields)
     for name, value in cleaned.items():
-        assert format_value(value) in prompt, f"{template.id} example {example.title!r} lost {name}"
+        field = template.field(name)
+        shown = field.choice_label(value, template.language) if field.kind == "choice" else format_value(value)
+        assert shown in prompt, f"{template.id} example {example.title!r} lost {name}"
     for heading in template.sections:
         assert f"## {heading}" in prompt
     if template.question_type != "exam":  # exam options are written as "A. ..." rather than by label
@@ -88,13 +90,24 @@ def test_public_dict_has_exactly_the_api_shape(key: tuple[str, str]) -> None:
     assert set(public) == {"id", "question_type", "language", "version", "fields", "examples"}
     assert (public["id"], public["question_type"], public["language"]) == (template.id, *key)
     for entry, field in zip(public["fields"], template.fields, strict=True):
-        expected = {"name", "label", "kind", "required", "max_length"} | ({"choices"} if field.choices else set())
-        assert set(entry) == expected
+        expected = {"name", "label", "kind", "required", "max_length"}
+        assert set(entry) == expected | ({"choices", "choice_labels"} if field.choices else set())
+        if field.choices:
+            assert list(entry["choice_labels"]) == entry["choices"]
         assert entry["label"] == field.label[key[1]]
         assert bool(CJK.search(entry["label"])) == (key[1] == "zh")
     for example in public["examples"]:
         assert set(example) == {"title", "fields"}
         validate_fields(template, example["fields"])
+
+
+def test_choices_read_in_the_prompts_language_while_the_value_stays_the_code() -> None:
+    diagnosis = {"age": 58, "sex": "male", "chief_complaint": "胸痛两小时"}
+    prompt = render_prompt(get_template("diagnosis", "zh"), diagnosis)
+    assert "性别：男" in prompt and "male" not in prompt
+    drug = {"drugs": "apixaban", "indication": "AF", "pregnancy": "not_pregnant", "question": "Dose?"}
+    assert "Pregnancy: not pregnant" in render_prompt(get_template("drug", "en"), drug)
+    assert validate_fields(get_template("diagnosis", "zh"), diagnosis)["sex"] == "male"
 
 
 def test_chinese_templates_ship_chinese_examples() -> None:
@@ -302,6 +315,9 @@ def test_corrupt_yaml_names_the_file(template_dir: Path) -> None:
         ("exam.en.yaml", "Exactly one option", "{{ undefined_name }}", "undefined_name"),
         ("drug.zh.yaml", "    max_length: 300\n", "    max_length: 200\n", "fields must match drug.en.yaml"),
         ("drug.en.yaml", "id: drug-en", "id: drug-english", "id: 'drug-english' must be drug-en"),
+        ("diagnosis.en.yaml", "      other: {en: other, zh: 其他}\n", "", "'other' has no label"),
+        ("diagnosis.zh.yaml", "      male: {en: male, zh: 男}", "      male: {en: male}", "choice_labels.male.zh: is missing"),
+        ("drug.en.yaml", "      pregnant: {en: pregnant,", "      expecting: {en: pregnant,", "unknown key(s) expecting"),
     ],
 )
 def test_broken_template_file_is_named_with_its_problem(

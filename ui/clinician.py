@@ -30,11 +30,22 @@ def _label(field: Field, language: str) -> str:
     return field.label_in(language) + (" (optional)" if language == "en" else "（可选）")
 
 
+def _choices(field: Field, language: str) -> list[tuple[str, str]]:
+    """(shown label, value) pairs: the clinician reads their language, the form keeps the template's codes."""
+    return [(field.choice_label(value, language), value) for value in field.choices or ()]
+
+
+def _relabel(field: Field, language: str) -> dict:
+    if field.kind == "choice":
+        return gr.update(label=_label(field, language), choices=_choices(field, language))
+    return gr.update(label=_label(field, language))
+
+
 def _field_component(field: Field, language: str) -> gr.components.Component:
     """One input per template field, of the kind the template declares."""
     label = _label(field, language)
     if field.kind == "choice":
-        return gr.Dropdown(choices=list(field.choices or ()), value=None, label=label, allow_custom_value=False)
+        return gr.Dropdown(choices=_choices(field, language), value=None, label=label, allow_custom_value=False)
     if field.kind in ("integer", "number"):
         return gr.Number(
             value=None,
@@ -160,7 +171,7 @@ def build_clinician_tab(demo: gr.Blocks, services: Services) -> None:
         }
         updates |= {group: gr.update(visible=name == qt) for name, group in groups.items()}
         updates |= {
-            component: gr.update(label=_label(template.field(name), lang))
+            component: _relabel(template.field(name), lang)
             for q, name, component in inputs
             if q == qt
         }
