@@ -35,9 +35,9 @@ NOT_SAVED = {
     "zh": "本次咨询未能保存：数据库不可用。",
 }
 CUT_AT_LIMIT = {
-    "en": "The answer reached the length limit and was cut off; it is marked incomplete. "
-    "Ask a narrower question, or raise MEDLITE_MAX_NEW_TOKENS.",
-    "zh": "回答达到长度上限而被截断，已标记为不完整。请缩小问题范围，或调高 MEDLITE_MAX_NEW_TOKENS。",
+    "en": "The answer reached the length limit and was cut off; it is marked incomplete. Ask a narrower "
+    "question, or ask your administrator to raise the limit (MEDLITE_MAX_NEW_TOKENS).",
+    "zh": "回答达到长度上限而被截断，已标记为不完整。请缩小问题范围，或请管理员调高长度上限（MEDLITE_MAX_NEW_TOKENS）。",
 }
 
 

@@ -351,8 +351,8 @@ class Store:
     ) -> None:
         """Store the streamed reply and how it ended ('complete', 'incomplete' or 'error').
 
-        `model` names the model that answered when it was known only once it did (a server asked for
-        its model on first use); None keeps the name stored at the start."""
+        `model` replaces the model name stored at the start (known only once the reply began);
+        None keeps it."""
         if status not in FINISHED_STATUSES:
             allowed = ", ".join(FINISHED_STATUSES)
             raise ValueError(f"status must be one of {allowed}, got {status!r}")

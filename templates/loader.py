@@ -158,7 +158,7 @@ def _parse_choice_labels(
     missing = [choice for choice in choices if choice not in raw]
     if missing:
         raise check.fail(where, f"{missing[0]!r} has no label; label every choice or none")
-    labels = {}
+    labels: dict[str, dict[str, str]] = {}
     for choice in choices:
         by_language = check.mapping(raw[choice], f"{where}.{choice}", set(LANGUAGES))
         labels[choice] = {
@@ -239,7 +239,10 @@ def _check_languages_agree(directory: Path, templates: Mapping[tuple[str, str], 
     """Field names and rules are an API contract shared by a type's languages; only wording may differ."""
 
     def shape(template: Template) -> list[tuple[object, ...]]:
-        return [(f.name, f.kind, f.required, f.max_length, f.choices, f.minimum, f.maximum) for f in template.fields]
+        return [
+            (f.name, f.kind, f.required, f.max_length, f.choices, f.choice_labels, f.minimum, f.maximum)
+            for f in template.fields
+        ]
 
     for question_type in QUESTION_TYPES:
         reference = templates[(question_type, LANGUAGES[0])]

@@ -42,10 +42,10 @@ def test_two_launched_processes_train_together_and_the_main_one_scores(
     tmp_path: Path, tiny_model_dir: Path, sqlite_url: str
 ) -> None:
     config = _config(tmp_path, tiny_model_dir, sqlite_url)
-    accelerate = Path(sys.executable).parent / "accelerate"
     command = [
-        str(accelerate),
-        "launch",
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
         "--multi_gpu",
         "--num_processes",
         "2",

@@ -27,8 +27,9 @@ ITEMS = [
     for n in range(12)
 ]
 EXAMPLES = [Example(id=f"medmcqa-{i.id}", prompt=i.question, answer="gold", item=i) for i in ITEMS]
-CONTRADICTING = {1, 5}  # the served teacher gets these wrong
-UNREADABLE = {7}  # and writes no answer line here
+WRONG_LETTER = {1: "C", 5: "A"}  # the served teacher contradicts the gold label here (gold B and C)
+UNREADABLE = {7}  # writes no answer line here
+CUT_AT_LIMIT = {10}  # and stops at the token limit here, after the letter
 
 
 class Teacher:
@@ -48,11 +49,11 @@ class Teacher:
         with self._lock:
             self.in_flight -= 1
         n = int(re.search(r"Case (\d+)", prompt).group(1))
-        item = ITEMS[n]
         if n in UNREADABLE:
             return text_reply("<think>\nHmm.\n</think>\n\nI am not sure.")
-        letter = "C" if n in CONTRADICTING and item.gold != "C" else ("A" if n in CONTRADICTING else item.gold)
-        return text_reply(f"<think>\nCase {n} points to {letter}.\n</think>\n\nThe answer is {letter}.")
+        letter = WRONG_LETTER.get(n, ITEMS[n].gold)
+        text = f"<think>\nCase {n} points to {letter}.\n</think>\n\nThe answer is {letter}. Because"
+        return text_reply(text, finish_reason="length" if n in CUT_AT_LIMIT else "stop")
 
 
 def _config(tmp_path: Path, url: str, concurrency: int = 4):
@@ -75,9 +76,12 @@ def test_a_served_teacher_writes_concurrently_and_wrong_answers_are_dropped(tmp_
         answers_file = tmp_path / ANSWERS_FILE
         kept, summary = teacher_answers(config, teacher_engine(config, "unused"), EXAMPLES, answers_file)
         assert teacher.most_in_flight > 1  # requests overlapped
-        assert (summary.written, summary.kept, summary.contradicting, summary.unreadable) == (12, 9, 2, 1)
-        assert [e.id for e in kept] == [e.id for e in EXAMPLES if int(e.item.id) not in CONTRADICTING | UNREADABLE]
-        assert kept[0].answer == "Case 0 points to A.\n</think>\n\nThe answer is A."
+        assert (summary.written, summary.kept, summary.contradicting, summary.unreadable, summary.truncated) == (
+            12, 8, 2, 1, 1
+        )
+        dropped = {*WRONG_LETTER, *UNREADABLE, *CUT_AT_LIMIT}
+        assert [e.id for e in kept] == [e.id for e in EXAMPLES if int(e.item.id) not in dropped]
+        assert kept[0].answer == "Case 0 points to A.\n</think>\n\nThe answer is A. Because"
         assert {body["model"] for body in server.chat_bodies()} == {"teacher"}
         assert len(answers_file.read_text().splitlines()) == 12
 
@@ -102,7 +106,7 @@ def test_a_served_teacher_is_scored_through_its_server(tmp_path: Path, tiny_mode
     with answer_server(Teacher(delay_s=0)) as server:
         config = _config(tmp_path, server.url)
         metrics = evaluate_run(
-            teacher_path="served-teacher",  # not a folder: it must never be loaded
+            teacher_path=None,  # the teacher is only behind its server
             student_before_path=tiny_model_dir,
             student_after_path=tiny_model_dir,
             sets={"transfer": EXAMPLES[:6], "validation": EXAMPLES[6:]},
@@ -113,6 +117,8 @@ def test_a_served_teacher_is_scored_through_its_server(tmp_path: Path, tiny_mode
         )
     assert metrics["transfer"]["teacher"]["accuracy"] == pytest.approx(4 / 6)  # cases 1 and 5 wrong
     assert metrics["validation"]["teacher"]["accuracy"] == pytest.approx(5 / 6)  # case 7 unreadable
+    for name in ("transfer", "validation"):
+        for role in ("student_before", "student_after"):  # the tiny model's letters, read and compared
+            assert 0 <= metrics[name][role]["agreement"] <= 1 and 0 <= metrics[name][role]["accuracy"] <= 1
     kl = metrics["transfer"]["kl_teacher_student"]
     assert kl["before"] is None and kl["after"] is None and "teacher is served" in kl["note"]
-    assert metrics["transfer"]["student_after"]["agreement"] is not None

@@ -43,7 +43,7 @@ def _config(tmp_path: Path, model: Path, database_url: str, teacher_steps: int) 
         },
         "teacher": {"model": str(model), "lora": lora, "training": training},
         "student": {"model": str(model), "lora": lora, "training": {**training, "max_steps": 4}},
-        "generation": {"max_new_tokens": 12, "keep_contradicting": True},
+        "generation": {"max_new_tokens": 48, "keep_contradicting": True},
         "evaluation": {"max_new_tokens": 12, "batch_size": 8, "transfer_limit": 8, "validation_limit": 4},
     }
     path = tmp_path / "run.yaml"

@@ -122,3 +122,12 @@ def test_model_without_weights_fails_on_first_use(tiny_model_dir: Path, tmp_path
         list(engine.stream("q", PARAMS))
     assert str(broken) in str(caught.value)
     assert engine.status().startswith(f"Could not load {broken}: ")
+
+
+def test_a_closed_engine_lets_its_model_go_and_loads_again_when_asked(tiny_model_dir: Path) -> None:
+    engine = EmbeddedEngine(str(tiny_model_dir))
+    first = split(list(engine.stream("q", GenerationParams(max_tokens=8, seed=3))))
+    worker = engine._scheduler._worker
+    engine.close()
+    assert not worker.is_alive() and engine._loaded is None
+    assert split(list(engine.stream("q", GenerationParams(max_tokens=8, seed=3)))) == first

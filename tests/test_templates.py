@@ -318,6 +318,7 @@ def test_corrupt_yaml_names_the_file(template_dir: Path) -> None:
         ("diagnosis.en.yaml", "      other: {en: other, zh: 其他}\n", "", "'other' has no label"),
         ("diagnosis.zh.yaml", "      male: {en: male, zh: 男}", "      male: {en: male}", "choice_labels.male.zh: is missing"),
         ("drug.en.yaml", "      pregnant: {en: pregnant,", "      expecting: {en: pregnant,", "unknown key(s) expecting"),
+        ("diagnosis.zh.yaml", "      male: {en: male, zh: 男}", "      male: {en: man, zh: 男}", "fields must match"),
     ],
 )
 def test_broken_template_file_is_named_with_its_problem(

@@ -3,7 +3,8 @@
 It writes through any OpenAI-compatible server (how a 70B teacher really runs: TGI, vLLM) or
 in-process with the app's embedded engine, several requests at a time so the server (or the
 embedded engine's scheduler) can batch them. Answers the evaluation harness reads as contradicting
-the gold label (or cannot read at all) are dropped, so the student never learns a wrong answer.
+the gold label (or cannot read at all), and answers cut at the token limit, are dropped, so the
+student never learns a wrong or unfinished answer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class GenerationSummary:
     kept: int
     contradicting: int
     unreadable: int
+    truncated: int  # cut at generation.max_new_tokens
 
 
 def teacher_engine(config: DistillConfig, teacher_path: Path | str) -> Engine:
@@ -41,25 +43,32 @@ def teacher_engine(config: DistillConfig, teacher_path: Path | str) -> Engine:
     return EmbeddedEngine(str(teacher_path), max_batch_size=config.generation.concurrency)
 
 
-def _write(engine: Engine, example: Example, params: GenerationParams) -> str:
+def _ask(engine: Engine, example: Example, params: GenerationParams) -> Reply:
     reply = Reply()
     for delta in engine.stream(example.prompt, params):
         reply.add(delta)
+    return reply
+
+
+def reply_text(reply: Reply) -> str:
+    """The reply in R1's shape, as the student learns it: reasoning, `</think>`, answer."""
     return f"{reply.reasoning.strip()}\n{THINK_CLOSE}\n\n{reply.answer.strip()}"
 
 
 def write_answers(
     engine: Engine, examples: Sequence[Example], params: GenerationParams, *, concurrency: int, desc: str
-) -> Iterator[tuple[Example, str]]:
-    """(example, answer) pairs as they finish, `concurrency` requests in flight; the first failure is raised."""
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(_write, engine, example, params): example for example in examples}
-        try:
-            for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="item"):
-                yield futures[future], future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+) -> Iterator[tuple[Example, Reply]]:
+    """(example, reply) pairs as they finish, `concurrency` requests in flight.
+
+    The first failure is raised at once: requests not yet sent are cancelled and those in flight
+    are left to end on their own (their replies are not used)."""
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher")
+    try:
+        futures = {pool.submit(_ask, engine, example, params): example for example in examples}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="item"):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def teacher_answers(
@@ -69,27 +78,31 @@ def teacher_answers(
 
     Every answer is appended to `answers_file` as it comes, so a restarted run asks only for the rest.
     """
-    done: dict[str, str] = {}
+    done: dict[str, tuple[str, bool]] = {}  # id -> (answer, cut at the token limit)
     if answers_file.is_file():
         for line in answers_file.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 record = json.loads(line)
-                done[record["id"]] = record["answer"]
+                done[record["id"]] = (record["answer"], record.get("truncated", False))
     params = GenerationParams(
         temperature=config.generation.temperature, max_tokens=config.generation.max_new_tokens, seed=config.seed
     )
     missing = [e for e in examples if e.id not in done]
     with answers_file.open("a", encoding="utf-8") as out:
-        for example, answer in write_answers(
+        for example, reply in write_answers(
             engine, missing, params, concurrency=config.generation.concurrency, desc="teacher writing"
         ):
-            done[example.id] = answer
-            out.write(json.dumps({"id": example.id, "answer": answer}, ensure_ascii=False) + "\n")
+            done[example.id] = (reply_text(reply), reply.truncated)
+            record = {"id": example.id, "answer": done[example.id][0], "truncated": reply.truncated}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
             out.flush()
     kept: list[Example] = []
-    contradicting = unreadable = 0
+    contradicting = unreadable = truncated = 0
     for example in examples:
-        answer = done[example.id]
+        answer, cut = done[example.id]
+        if cut:
+            truncated += 1
+            continue
         if example.item is not None and not config.generation.keep_contradicting:
             predicted = extract_answer(answer, example.item)
             if predicted is None:
@@ -99,5 +112,5 @@ def teacher_answers(
                 contradicting += 1
                 continue
         kept.append(Example(id=example.id, prompt=example.prompt, answer=answer, item=example.item))
-    summary = GenerationSummary(len(examples), len(kept), contradicting, unreadable)
+    summary = GenerationSummary(len(examples), len(kept), contradicting, unreadable, truncated)
     return kept, summary

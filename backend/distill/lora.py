@@ -22,9 +22,9 @@ def lora_config(settings: LoraSettings) -> LoraConfig:
         target_modules=list(settings.target_modules),
         layers_to_transform=settings.layer_list(),
         modules_to_save=list(settings.modules_to_save) or None,
-        # A model with tied input and output embeddings keeps them tied when embed_tokens is trained,
+        # A model with tied input and output embeddings keeps them tied when either is trained,
         # so the merged checkpoint (saved tied) behaves exactly as the model did in training.
-        ensure_weight_tying=bool(settings.modules_to_save),
+        ensure_weight_tying=bool({"embed_tokens", "lm_head"} & set(settings.modules_to_save)),
     )
 
 

@@ -1,10 +1,10 @@
 """Stage 5: score teacher, student before and student after on the transfer and validation items.
 
-Scoring runs in-process: each model answers the very prompts it was trained on (greedy, batched),
-and the evaluation harness's `extract_answer` reads the letter, so "correct" means what it means
-in `python -m backend evaluate`. Agreement is the share of items where the student's letter equals
-the teacher's. A served teacher (TGI, vLLM) is scored through its server with the same greedy
-settings. The KL divergence teacher -> student is measured on the teacher's own answer tokens; it
+Each model answers the very prompts it was trained on (greedy): the students in-process and in
+batches, the teacher too unless it is served (TGI, vLLM), in which case it answers through its
+server. The evaluation harness's `extract_answer` reads the letter, so "correct" means what it
+means in `python -m backend evaluate`. Agreement is the share of items where the student's letter
+equals the teacher's. The KL divergence teacher -> student is measured on the teacher's own answer tokens; it
 needs the teacher's logits and a shared tokenizer (None otherwise, with the reason in `note`).
 """
 
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from backend.distill.data import Example, chat_prompt
-from backend.distill.generate import write_answers
+from backend.distill.generate import reply_text, write_answers
 from backend.evaluate.extract import extract_answer
 from backend.inference.engine import Engine
 from backend.inference.types import GenerationParams
@@ -71,7 +71,7 @@ def served_answers(
     """Greedy answers from a served model, through the same client the app uses."""
     params = GenerationParams(temperature=0.0, max_tokens=max_new_tokens)
     written = write_answers(engine, examples, params, concurrency=concurrency, desc=desc)
-    by_id = {example.id: text for example, text in written}
+    by_id = {example.id: reply_text(reply) for example, reply in written}
     texts = [by_id[e.id] for e in examples]
     return Answers(texts, _letters(texts, examples))
 
@@ -142,20 +142,21 @@ def _limit(examples: Sequence[Example], limit: int | None) -> list[Example]:
 
 def evaluate_run(
     *,
-    teacher_path: str | Path,
+    teacher_path: str | Path | None,
     student_before_path: str | Path,
     student_after_path: str | Path,
     sets: dict[str, Sequence[Example]],
     max_new_tokens: int,
     batch_size: int,
-    teacher_engine: Engine | None = None,
-    concurrency: int = 8,
+    teacher_engine: Engine | None,
+    concurrency: int,
 ) -> dict[str, Any]:
     """metrics.json's content: per set, teacher / student_before / student_after accuracy, agreement and KL.
 
-    With `teacher_engine` the teacher is scored through its server and never loaded here."""
+    With `teacher_engine` the teacher is scored through its server and `teacher_path` is not used."""
+    teacher: PreTrainedModel | None = None
+    teacher_tokenizer = None
     if teacher_engine is not None:
-        teacher = teacher_tokenizer = None
         teacher_answers = {
             name: served_answers(
                 teacher_engine,
@@ -167,6 +168,8 @@ def evaluate_run(
             for name, examples in sets.items()
         }
     else:
+        if teacher_path is None:
+            raise ValueError("scoring needs the teacher: a model folder (teacher_path) or a served teacher_engine")
         teacher, teacher_tokenizer = load(teacher_path)
         teacher_answers = {
             name: generate_answers(

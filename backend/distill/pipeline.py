@@ -23,7 +23,7 @@ from backend.distill.lora import merge_adapter, write_model_card
 from backend.distill.metrics import evaluate_run, evaluation_sets
 from backend.distill.progress import Stopped, log, setup_logging, write_progress
 from backend.distill.sft import sft_train
-from backend.distill.teacher import MERGED_DIR, finetune_teacher
+from backend.distill.teacher import MERGED_DIR, finetune_teacher, finetuned_teacher_path
 
 STUDENT_STAGE = "student"
 METRICS_FILE = "metrics.json"
@@ -42,7 +42,7 @@ def plan(config: DistillConfig, config_path: str) -> list[str]:
     if config.teacher.server_url:
         teacher = f"the served teacher at {config.teacher.server_url}"
     elif config.teacher.finetune:
-        teacher = f"the fine-tuned teacher ({out / 'teacher' / MERGED_DIR})"
+        teacher = f"the fine-tuned teacher ({finetuned_teacher_path(config)})"
     else:
         teacher = config.teacher.model
     sources = ", ".join(f"{s.kind}:{s.path}" + (f" (first {s.limit})" if s.limit else "") for s in config.data.sources)
@@ -93,6 +93,15 @@ def _store(config: DistillConfig):
     return DistillationRunStore(Database.open(url))
 
 
+def _teacher_writes(config: DistillConfig, teacher_path: Path, transfer, answers_file: Path):
+    """The teacher's kept answers and their summary; the teacher is let go before the student trains."""
+    engine = teacher_engine(config, teacher_path)
+    try:
+        return teacher_answers(config, engine, transfer, answers_file)
+    finally:
+        engine.close()
+
+
 def _student_adapter(config: DistillConfig, teacher_path: Path, transfer, validation, state: PartialState) -> Path:
     stage_dir = config.output_path / STUDENT_STAGE
     if config.method == "logit":
@@ -101,15 +110,18 @@ def _student_adapter(config: DistillConfig, teacher_path: Path, transfer, valida
         return logit_distill(config, teacher_path, transfer, validation)
     answers_file = config.output_path / ANSWERS_FILE
     if state.is_main_process:
-        engine = teacher_engine(config, teacher_path)
-        kept, summary = teacher_answers(config, engine, transfer, answers_file)
+        kept, summary = _teacher_writes(config, teacher_path, transfer, answers_file)
         write_progress(config.output_path, {"stage": "generate", "event": "done", **summary.__dict__})
         log.info("teacher answers: %s", summary)
     state.wait_for_everyone()
-    if not state.is_main_process:
-        kept, _ = teacher_answers(config, teacher_engine(config, teacher_path), transfer, answers_file)
+    if not state.is_main_process:  # every answer is on file by now: nothing is asked again
+        kept, summary = _teacher_writes(config, teacher_path, transfer, answers_file)
     if not kept:
-        raise RuntimeError("generation: every teacher answer contradicted the gold label; nothing to distil")
+        raise RuntimeError(
+            f"generation: no teacher answer was kept ({summary.contradicting} contradicted the gold label, "
+            f"{summary.unreadable} had no readable answer, {summary.truncated} were cut at "
+            "generation.max_new_tokens); nothing to distil"
+        )
     return sft_train(
         model=config.student.model,
         examples=kept,
@@ -171,16 +183,21 @@ def run(config: DistillConfig, *, user_name: str = "admin") -> dict[str, Any]:
             sets = evaluation_sets(
                 transfer, validation, config.evaluation.transfer_limit, config.evaluation.validation_limit
             )
-            metrics = evaluate_run(
-                teacher_path=teacher_path,
-                student_before_path=config.student.model,
-                student_after_path=student_merged,
-                sets=sets,
-                max_new_tokens=config.evaluation.max_new_tokens,
-                batch_size=config.evaluation.batch_size,
-                teacher_engine=teacher_engine(config, teacher_path) if config.teacher.server_url else None,
-                concurrency=config.generation.concurrency,
-            )
+            served = teacher_engine(config, teacher_path) if config.teacher.server_url else None
+            try:
+                metrics = evaluate_run(
+                    teacher_path=None if served else teacher_path,
+                    student_before_path=config.student.model,
+                    student_after_path=student_merged,
+                    sets=sets,
+                    max_new_tokens=config.evaluation.max_new_tokens,
+                    batch_size=config.evaluation.batch_size,
+                    teacher_engine=served,
+                    concurrency=config.generation.concurrency,
+                )
+            finally:
+                if served is not None:
+                    served.close()
             metrics["method"] = config.method
             metrics["wall_time_s"] = round(time.monotonic() - started, 1)
             (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")

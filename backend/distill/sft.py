@@ -69,6 +69,7 @@ def trainer_arguments(settings: TrainingSettings, stage_dir: Path, seed: int, ha
         "eval_steps": settings.eval_steps,
         "bf16": settings.bf16,
         # Matches the pipeline's PartialState: without CUDA, launched processes train together over gloo.
+        # (Apple's MPS is left out on purpose: peft and TRL runs there are not tested.)
         "use_cpu": not torch.cuda.is_available(),
         "gradient_checkpointing": settings.gradient_checkpointing,
         "seed": seed,
@@ -87,9 +88,7 @@ def train_to_adapter(trainer, stage_dir: Path, stop: StopOnSignal) -> Path:
     if stop.received is not None:
         raise Stopped(f"stopped by signal {stop.received} at step {trainer.state.global_step}; run again to resume")
     adapter = stage_dir / ADAPTER_DIR
-    trainer.save_model(str(adapter))  # the main process writes; the others wait for it
-    if trainer.args.should_save:
-        trainer.processing_class.save_pretrained(str(adapter))
+    trainer.save_model(str(adapter))  # the adapter and the tokenizer, written by the main process only
     return adapter
 
 

@@ -126,6 +126,14 @@ class EmbeddedEngine:
                     raise
         raise AssertionError("attention_candidates() is never empty")
 
+    def close(self) -> None:
+        """Stop the generation worker and let the model go (a pipeline frees it before training the next one)."""
+        with self._load_lock:
+            if self._scheduler is not None:
+                self._scheduler.close()
+            self._scheduler = None
+            self._loaded = None
+
     def stream(self, prompt: str, params: GenerationParams) -> Iterator[Delta]:
         model, tokenizer = self.load()
         assert self._scheduler is not None  # set by load()

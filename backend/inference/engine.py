@@ -28,6 +28,10 @@ class Engine(Protocol):
         """One plain sentence for the page: what the engine is connected to, or why it is not."""
         ...
 
+    def close(self) -> None:
+        """Let go of what the engine holds (a loaded model, open connections); a batch job's last call."""
+        ...
+
 
 HOW_TO_CONFIGURE = (
     "Set MEDLITE_MODEL to a local model folder (or a hub id when online), or MEDLITE_BACKEND_URL "
@@ -52,6 +56,9 @@ class UnavailableEngine:
 
     def status(self) -> str:
         return f"No model is available: {self.reason}. {HOW_TO_CONFIGURE}"
+
+    def close(self) -> None:
+        pass  # holds nothing
 
 
 def create_engine(settings: Settings, *, remote_retries: int = 3) -> Engine:

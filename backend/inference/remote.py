@@ -204,6 +204,9 @@ class RemoteEngine:
             raise StreamInterrupted(detail) if started else ServerUnavailable(detail)
         yield from reader.finish()
 
+    def close(self) -> None:
+        self._client.close()
+
     def status(self) -> str:
         try:
             listed = self._client.with_options(timeout=STATUS_TIMEOUT_S).models.list().data
