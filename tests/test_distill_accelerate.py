@@ -5,7 +5,6 @@ the others wait for it instead of reading half-written models."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import yaml
 
 from backend.distill.progress import read_progress
 from tests.fixtures.data import SHARED_DATA, needs_shared_data
+from tests.fixtures.distill import offline_env
 from tests.fixtures.processes import free_port
 
 pytestmark = needs_shared_data
@@ -63,9 +63,7 @@ def test_two_launched_processes_train_together_and_the_main_one_scores(
         "--config",
         str(config),
     ]
-    result = subprocess.run(
-        command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run(command, env=offline_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run_dir = tmp_path / "run"
     records = read_progress(run_dir)

@@ -4,10 +4,8 @@ checkpoint; SIGTERM stops it at a step boundary with a checkpoint saved; runs ar
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from backend.distill.progress import read_progress
 from storage.db import Database
 from storage.distillation_runs import DistillationRunStore
 from tests.fixtures.data import SHARED_DATA, needs_shared_data
+from tests.fixtures.distill import distill_command, offline_env, run_distill
 
 pytestmark = needs_shared_data
 
@@ -52,10 +51,9 @@ def _config(tmp_path: Path, model: Path, database_url: str, teacher_steps: int) 
 
 
 def _start(config: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "backend", "distill", "--config", str(config)],
-        env=env,
+        distill_command(config),
+        env=offline_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -89,13 +87,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_finishes(
     checkpoints = sorted(int(p.name.split("-")[1]) for p in (run_dir / "teacher" / "checkpoints").glob("checkpoint-*"))
     assert checkpoints, "the kill came after a checkpoint"
 
-    second = subprocess.run(
-        [sys.executable, "-m", "backend", "distill", "--config", str(config)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    second = run_distill(config, timeout_s=600)
     assert second.returncode == 0, second.stdout + second.stderr
     starts = [r for r in read_progress(run_dir) if r["stage"] == "teacher" and r.get("event") == "start"]
     assert len(starts) == 2

@@ -5,9 +5,6 @@ and the same across two tokenizers."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -15,6 +12,7 @@ from transformers import AutoTokenizer
 
 from backend.tiny_model import make_tiny_model
 from tests.fixtures.data import SHARED_DATA, needs_shared_data
+from tests.fixtures.distill import run_distill
 
 pytestmark = needs_shared_data
 
@@ -35,13 +33,7 @@ def _cut_down_config(tmp_path: Path, teacher: Path, student: Path, database_url:
 
 
 def _distil(config: Path) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-m", "backend", "distill", "--config", str(config)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = run_distill(config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads((config.parent / "run" / "metrics.json").read_text())
 

@@ -157,31 +157,23 @@ def evaluate_run(
     teacher: PreTrainedModel | None = None
     teacher_tokenizer = None
     if teacher_engine is not None:
-        teacher_answers = {
-            name: served_answers(
-                teacher_engine,
-                examples,
-                max_new_tokens=max_new_tokens,
-                concurrency=concurrency,
-                desc=f"served teacher on {name}",
+
+        def teacher_says(examples: Sequence[Example], name: str) -> Answers:
+            return served_answers(
+                teacher_engine, examples, max_new_tokens=max_new_tokens, concurrency=concurrency, desc=f"teacher on {name}"
             )
-            for name, examples in sets.items()
-        }
     else:
         if teacher_path is None:
             raise ValueError("scoring needs the teacher: a model folder (teacher_path) or a served teacher_engine")
         teacher, teacher_tokenizer = load(teacher_path)
-        teacher_answers = {
-            name: generate_answers(
-                teacher,
-                teacher_tokenizer,
-                examples,
-                max_new_tokens=max_new_tokens,
-                batch_size=batch_size,
+
+        def teacher_says(examples: Sequence[Example], name: str) -> Answers:
+            return generate_answers(
+                teacher, teacher_tokenizer, examples, max_new_tokens=max_new_tokens, batch_size=batch_size,
                 desc=f"teacher on {name}",
             )
-            for name, examples in sets.items()
-        }
+
+    teacher_answers = {name: teacher_says(examples, name) for name, examples in sets.items()}
     result: dict[str, Any] = {
         name: {"n": len(examples), "teacher": {"accuracy": accuracy(teacher_answers[name], examples)}}
         for name, examples in sets.items()
