@@ -11,6 +11,8 @@ from backend.__main__ import main
 from backend.distill.config import ConfigError, config_from_dict, load_config
 from backend.distill.logit import VocabularyMismatch, check_same_vocabulary
 from backend.tiny_model import build_tokenizer
+from storage.db import Database
+from storage.distillation_runs import DistillationRunStore
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "distill-tiny-cpu.yaml"
@@ -101,6 +103,22 @@ def test_a_bad_value_stops_the_command_before_any_work(tmp_path: Path, capsys: p
     assert main(["distill", "--config", str(config_file)]) == 2
     assert "student.training.epochs: must be above 0" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_that_cannot_be_found_stops_the_run_naming_the_field(
+    tmp_path: Path, tiny_model_dir: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _raw()
+    raw["output_dir"] = str(tmp_path / "out")
+    raw["database_url"] = sqlite_url
+    raw["teacher"]["model"] = str(tiny_model_dir)
+    raw["student"]["model"] = str(tmp_path / "no-such-student")
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert main(["distill", "--config", str(config_file)]) == 2
+    assert f"student.model: cannot load '{tmp_path / 'no-such-student'}'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # stopped before any work
+    assert DistillationRunStore(Database.open(sqlite_url)).list() == []  # and no run was recorded
 
 
 def test_different_vocabularies_are_refused_pointing_to_sequence_level(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
-from transformers import set_seed
+from transformers import AutoConfig, set_seed
 
-from backend.distill.config import DistillConfig, LoraSettings
+from backend.distill.config import ConfigError, DistillConfig, LoraSettings
 from backend.distill.data import build_splits
 from backend.distill.generate import ANSWERS_FILE, teacher_answers, teacher_engine
 from backend.distill.lora import merge_adapter, write_model_card
@@ -134,8 +134,25 @@ def _student_adapter(config: DistillConfig, teacher_path: Path, transfer, valida
     )
 
 
+def check_models(config: DistillConfig) -> None:
+    """Every model the run will load can be found (a folder with config.json, or a reachable hub id):
+    a typo stops the run here, naming the field, instead of after the teacher has trained."""
+    to_load = [("student.model", config.student.model)]
+    if not config.teacher.server_url:  # a served teacher's name is only a label here
+        to_load.insert(0, ("teacher.model", config.teacher.model))
+    for field_name, model in to_load:
+        try:
+            AutoConfig.from_pretrained(model)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{field_name}: cannot load {model!r}: it is neither a model folder with a config.json nor a hub "
+                f"model that can be reached from here ({exc})"
+            ) from exc
+
+
 def run(config: DistillConfig, *, user_name: str = "admin") -> dict[str, Any]:
     """Run every stage; returns metrics.json's content. Raises Stopped after a signal (checkpoint saved)."""
+    check_models(config)
     # Without CUDA, processes started by `accelerate launch` join over gloo (multi-CPU) rather than each
     # running alone, so the main-process-only stages below behave as they do on GPUs.
     state = PartialState(cpu=not torch.cuda.is_available())
