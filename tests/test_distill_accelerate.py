@@ -9,33 +9,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from backend.distill.progress import read_progress
-from tests.fixtures.data import SHARED_DATA, needs_shared_data
-from tests.fixtures.distill import offline_env
+from tests.fixtures.data import needs_shared_data
+from tests.fixtures.distill import offline_env, shipped_config_cut_down, write_config
 from tests.fixtures.processes import free_port
 
 pytestmark = needs_shared_data
 
-REPO = Path(__file__).resolve().parents[1]
 STEPS = 6
 PER_PROCESS_BATCH = 2
 
 
 def _config(tmp_path: Path, model: Path, database_url: str) -> Path:
-    raw = yaml.safe_load((REPO / "configs" / "distill-tiny-cpu.yaml").read_text(encoding="utf-8"))
-    raw["output_dir"] = str(tmp_path / "run")
-    raw["database_url"] = database_url
-    raw["data"]["sources"] = [{"kind": "medmcqa", "path": str(SHARED_DATA / "medmcqa"), "limit": 24}]
-    for role in ("teacher", "student"):
-        raw[role]["model"] = str(model)
-        raw[role]["training"].update({"max_steps": STEPS, "batch_size": PER_PROCESS_BATCH, "save_steps": 3})
+    training = {"max_steps": STEPS, "batch_size": PER_PROCESS_BATCH, "save_steps": 3}
+    raw = shipped_config_cut_down(
+        tmp_path, teacher=model, student=model, database_url=database_url, items=24, training=training
+    )
     raw["generation"]["keep_contradicting"] = True
     raw["evaluation"].update({"transfer_limit": 8, "validation_limit": 4, "max_new_tokens": 12})
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return path
+    return write_config(tmp_path, raw)
 
 
 def test_two_launched_processes_train_together_and_the_main_one_scores(

@@ -7,29 +7,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from transformers import AutoTokenizer
 
 from backend.tiny_model import make_tiny_model
-from tests.fixtures.data import SHARED_DATA, needs_shared_data
-from tests.fixtures.distill import run_distill
+from tests.fixtures.data import needs_shared_data
+from tests.fixtures.distill import run_distill, shipped_config_cut_down, write_config
 
 pytestmark = needs_shared_data
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 def _cut_down_config(tmp_path: Path, teacher: Path, student: Path, database_url: str) -> Path:
-    raw = yaml.safe_load((REPO / "configs" / "distill-tiny-cpu.yaml").read_text(encoding="utf-8"))
-    raw["output_dir"] = str(tmp_path / "run")
-    raw["database_url"] = database_url
-    raw["data"]["sources"] = [{"kind": "medmcqa", "path": str(SHARED_DATA / "medmcqa"), "limit": 60}]
-    for role, model in (("teacher", teacher), ("student", student)):
-        raw[role]["model"] = str(model)
-        raw[role]["training"].update({"epochs": 40, "batch_size": 8, "save_steps": 1000})
-    path = tmp_path / "proof.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return path
+    training = {"epochs": 40, "batch_size": 8, "save_steps": 1000}
+    raw = shipped_config_cut_down(
+        tmp_path, teacher=teacher, student=student, database_url=database_url, items=60, training=training
+    )
+    return write_config(tmp_path, raw)
 
 
 def _distil(config: Path) -> dict:
